@@ -1,0 +1,54 @@
+"""Deterministic train/validation/test splits by a stable hash of the normalised text."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+from triage.data.schema import Example
+
+Split = Literal["train", "validation", "test"]
+SPLITS: tuple[Split, ...] = ("train", "validation", "test")
+_SPACE = re.compile(r"\s+")
+
+
+def normalise(text: str) -> str:
+    """Case-folded, NFKC, whitespace-collapsed text: exact duplicates up to case and spacing become equal."""
+    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip().casefold()
+
+
+def text_key(text: str) -> str:
+    """Stable identity of a text across runs, machines and Python versions."""
+    return hashlib.sha256(normalise(text).encode("utf-8")).hexdigest()
+
+
+def split_of(text: str, validation: float = 0.1, test: float = 0.1) -> Split:
+    """The split a text belongs to; the same normalised text always lands in the same split."""
+    bucket = int(text_key(text)[:8], 16) / 0xFFFFFFFF
+    if bucket < test:
+        return "test"
+    if bucket < test + validation:
+        return "validation"
+    return "train"
+
+
+def split_examples(examples: Iterable[Example]) -> dict[Split, list[Example]]:
+    """Partition examples into the three splits by `split_of`."""
+    out: dict[Split, list[Example]] = {s: [] for s in SPLITS}
+    for ex in examples:
+        out[split_of(ex.text)].append(ex)
+    return out
+
+
+def data_hash(examples: Sequence[Example]) -> str:
+    """Hash of a training set's texts and labels, recorded with every run for reproducibility."""
+    h = hashlib.sha256()
+    for ex in examples:
+        h.update(text_key(ex.text).encode())
+        h.update(repr(sorted(ex.labels.items())).encode())
+        h.update((ex.severity or "?").encode())
+        h.update(f"{ex.weight:.4f}".encode())
+    return h.hexdigest()[:16]

@@ -1,0 +1,25 @@
+"""Restore any saved classifier from its directory, by the kind its card names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from triage.errors import ModelNotFoundError
+from triage.models.base import MANIFEST, Classifier, ModelCard
+
+
+def load_classifier(directory: str | Path) -> Classifier:
+    """Load the classifier saved in `directory` (baseline or transformer)."""
+    path = Path(directory)
+    if not (path / MANIFEST).is_file():
+        raise ModelNotFoundError(f"{path} holds no {MANIFEST}: not a saved triage classifier")
+    card = ModelCard.read(path)
+    if card.kind == "baseline":
+        from triage.models.baseline import BaselineClassifier
+
+        return BaselineClassifier.load(path)
+    if card.kind == "transformer":
+        from triage.models.transformer import TransformerClassifier
+
+        return TransformerClassifier.load(path)
+    raise ModelNotFoundError(f"{path}: unknown classifier kind {card.kind!r}")

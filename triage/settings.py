@@ -1,0 +1,116 @@
+"""The one settings object, read from the environment (prefix TRIAGE_, nested sections with __)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from triage.taxonomy import Policy, load_policy
+
+_PLACEHOLDERS = {"", "changeme", "change-me", "secret", "dev-token", "dev-secret"}
+
+
+def _project_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def _find_datasets() -> Path | None:
+    """`../shared/datasets` beside the checkout, when it is there."""
+    for base in (Path.cwd(), _project_root()):
+        for parent in (base, *base.parents):
+            candidate = parent.parent / "shared" / "datasets"
+            if (candidate / "README.md").is_file():
+                return candidate
+    return None
+
+
+class ServingSettings(BaseModel):
+    """HTTP API limits and runtime knobs."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_tickets: int = Field(default=256, ge=1, le=4096)
+    max_text_chars: int = Field(default=20_000, ge=1)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    reload_interval_s: float = Field(default=0.0, ge=0.0, description="poll for a new @champion; 0 = off")
+    microbatch_max: int = Field(default=32, ge=1, le=1024)
+    microbatch_wait_ms: float = Field(default=2.0, ge=0.0, le=1000.0)
+    threads: int = Field(default=1, ge=1, le=64, description="intra-op threads per model call")
+
+
+class MlflowSettings(BaseModel):
+    """Where runs and the model registry live."""
+
+    tracking_uri: str | None = None
+    experiment: str = "triage"
+    model_name: str = "triage"
+
+
+class LabelStudioSettings(BaseModel):
+    """How to reach the reviewers' Label Studio and keep the review queue."""
+
+    url: str = "http://127.0.0.1:8089"
+    api_token: SecretStr = SecretStr("dev-token")
+    project_title: str = "Triage review"
+    webhook_secret: SecretStr = SecretStr("dev-secret")
+    strategy: str = "least_confidence"
+
+
+class Settings(BaseSettings):
+    """Everything configurable, from TRIAGE_* environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="TRIAGE_", env_nested_delimiter="__", extra="ignore")
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    home: Path = Field(default_factory=lambda: _project_root() / ".triage")
+    policy: Path | None = None
+    datasets_dir: Path | None = Field(default_factory=_find_datasets)
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    log_level: str = "INFO"
+    serving: ServingSettings = ServingSettings()
+    mlflow: MlflowSettings = MlflowSettings()
+    labelstudio: LabelStudioSettings = LabelStudioSettings()
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets_in_prod(self) -> Settings:
+        if self.env == "prod":
+            for field_name, secret in (
+                ("labelstudio.api_token", self.labelstudio.api_token),
+                ("labelstudio.webhook_secret", self.labelstudio.webhook_secret),
+            ):
+                if secret.get_secret_value().lower() in _PLACEHOLDERS:
+                    raise ValueError(f"{field_name} is a placeholder; set a real secret when TRIAGE_ENV=prod")
+        return self
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow tracking URI: TRIAGE_MLFLOW__TRACKING_URI, else MLFLOW_TRACKING_URI, else SQLite in home."""
+        uri = self.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        return uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_root(self) -> Path:
+        """Where the embedded store keeps artifacts."""
+        return self.home / "mlartifacts"
+
+    def load_policy(self) -> Policy:
+        """The configured policy (TRIAGE_POLICY) or the shipped default."""
+        return load_policy(self.policy)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings built once per process, on first use (never at import)."""
+    return Settings()

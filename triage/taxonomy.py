@@ -1,0 +1,147 @@
+"""The policy taxonomy: categories, severity levels and routing rules, loaded from one YAML file."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from triage.errors import PolicyError
+
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
+Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SeverityLevel(_Strict):
+    """One step of the ordered severity scale."""
+
+    name: Name
+    rubric: str = Field(min_length=1)
+    always_review: bool = False
+
+
+class Category(_Strict):
+    """One policy-violation category with its routing rule."""
+
+    name: Name
+    title: str = Field(min_length=1)
+    definition: str = Field(min_length=1)
+    weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    threshold: Probability = 0.5
+    min_confidence: float = Field(default=0.75, ge=0.5, lt=1.0)
+    always_review: bool = False
+    target_precision: Probability = 0.9
+
+
+class Routing(_Strict):
+    """Ticket-level routing knobs that are not tied to one category."""
+
+    ambiguity_margin: float = Field(default=0.1, ge=0.0, lt=1.0)
+    severity_weight: float = Field(default=0.6, ge=0.0, le=1.0)
+
+
+class Promotion(_Strict):
+    """Rules a challenger must pass to replace the champion (differences in points, 0..100)."""
+
+    max_macro_f1_drop: float = Field(default=0.5, ge=0.0)
+    max_category_recall_drop: float = Field(default=2.0, ge=0.0)
+    max_critical_recall_drop: float = Field(default=0.0, ge=0.0)
+
+
+class Policy(_Strict):
+    """A team's whole policy; the one source of category and severity names."""
+
+    name: Name
+    version: str = Field(min_length=1, max_length=64)
+    severity: tuple[SeverityLevel, ...] = Field(min_length=2)
+    categories: tuple[Category, ...] = Field(min_length=1)
+    routing: Routing = Routing()
+    promotion: Promotion = Promotion()
+
+    @field_validator("severity", "categories")
+    @classmethod
+    def _unique_names(cls, items: tuple[SeverityLevel | Category, ...]) -> tuple:
+        names = [item.name for item in items]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate names: {', '.join(dupes)}")
+        return items
+
+    @model_validator(mode="after")
+    def _none_is_not_a_category(self) -> Policy:
+        if "none" in self.category_names:
+            raise ValueError("'none' is reserved for 'no violation' and cannot be a category name")
+        return self
+
+    @cached_property
+    def category_names(self) -> tuple[str, ...]:
+        """Category names in policy order."""
+        return tuple(c.name for c in self.categories)
+
+    @cached_property
+    def severity_names(self) -> tuple[str, ...]:
+        """Severity level names from least to most severe."""
+        return tuple(s.name for s in self.severity)
+
+    def category(self, name: str) -> Category:
+        """The category called `name`; KeyError names the known ones."""
+        for c in self.categories:
+            if c.name == name:
+                return c
+        raise KeyError(f"unknown category {name!r}; the policy has {', '.join(self.category_names)}")
+
+    def severity_rank(self, name: str) -> int:
+        """Position of a severity level on the scale (0 = least severe)."""
+        return self.severity_names.index(name)
+
+    @cached_property
+    def digest(self) -> str:
+        """Short content hash, so a model can say exactly which policy it was trained for."""
+        payload = self.model_dump_json().encode()
+        return hashlib.sha256(payload).hexdigest()[:12]
+
+
+def default_policy_path() -> Path:
+    """Path of the policy file shipped with the package."""
+    return Path(str(resources.files("triage") / "policies" / "default.yaml"))
+
+
+def _format_validation(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(root)"
+        lines.append(f"{loc}: {e['msg']}")
+    return "; ".join(lines)
+
+
+def parse_policy(raw: object, source: str = "<policy>") -> Policy:
+    """Validate a parsed YAML document as a policy; PolicyError names each bad field."""
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return Policy.model_validate(raw)
+    except ValidationError as err:
+        raise PolicyError(f"{source}: invalid policy: {_format_validation(err)}") from err
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load and validate a policy file (the shipped default when `path` is None)."""
+    p = Path(path) if path else default_policy_path()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise PolicyError(f"{p}: cannot read policy file: {err.strerror or err}") from err
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise PolicyError(f"{p}: not valid YAML: {err}") from err
+    return parse_policy(raw, str(p))
