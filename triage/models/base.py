@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -58,3 +58,15 @@ class Classifier(Protocol):
     def save(self, directory: Path) -> None:
         """Write weights and card into `directory` so `load_classifier` can restore it."""
         ...
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A classifier restored from the registry, with where it came from."""
+
+    classifier: Classifier
+    name: str
+    version: str
+    alias: str
+    run_id: str | None
+    metrics: Mapping[str, float]

@@ -1,0 +1,100 @@
+"""Micro-batching: concurrent requests are grouped into one model call (up to N tickets or T ms)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from serving.state import ModelSlot, Serving
+from triage.tickets import ScoredTicket, Ticket
+
+log = logging.getLogger(__name__)
+
+
+class NoModelError(RuntimeError):
+    """Raised when a request arrives before any model is loaded."""
+
+
+@dataclass
+class _Job:
+    tickets: Sequence[Ticket]
+    future: asyncio.Future[tuple[Serving, list[ScoredTicket]]]
+
+
+class MicroBatcher:
+    """Collects jobs for up to `max_wait_ms` or `max_items` tickets, then scores them in one call.
+
+    The model runs on one worker thread: on two cores, one model call at a time with its own intra-op
+    threads beats several calls fighting for the same cores.
+    """
+
+    def __init__(self, slot: ModelSlot, max_items: int = 32, max_wait_ms: float = 2.0) -> None:
+        self.slot = slot
+        self.max_items = max_items
+        self.max_wait = max_wait_ms / 1000.0
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the collecting loop on the running event loop."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
+
+    async def stop(self) -> None:
+        """Stop collecting and release the worker thread."""
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._executor.shutdown(wait=True)
+
+    async def score(self, tickets: Sequence[Ticket]) -> tuple[Serving, list[ScoredTicket]]:
+        """Score validated tickets together with whatever else is waiting; results in the given order."""
+        future: asyncio.Future[tuple[Serving, list[ScoredTicket]]] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Job(tickets, future))
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = [await self._queue.get()]
+            size = len(jobs[0].tickets)
+            deadline = loop.time() + self.max_wait
+            while size < self.max_items:
+                timeout = deadline - loop.time()
+                if timeout <= 0:
+                    break
+                try:
+                    job = await asyncio.wait_for(self._queue.get(), timeout)
+                except TimeoutError:
+                    break
+                jobs.append(job)
+                size += len(job.tickets)
+            await self._dispatch(loop, jobs)
+
+    async def _dispatch(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> None:
+        serving = self.slot.current
+        if serving is None:
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(NoModelError("no model is loaded yet"))
+            return
+        tickets = [t for job in jobs for t in job.tickets]
+        try:
+            scored = await loop.run_in_executor(self._executor, serving.scorer.score, tickets, False)
+        except Exception as err:  # one bad batch must not kill the loop; each caller gets the error
+            log.exception("model call failed for %d tickets", len(tickets))
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(err)
+            return
+        start = 0
+        for job in jobs:
+            part = scored[start : start + len(job.tickets)]
+            start += len(job.tickets)
+            if not job.future.done():
+                job.future.set_result((serving, part))

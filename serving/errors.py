@@ -1,0 +1,139 @@
+"""Map domain errors and request problems to 4xx bodies that say what is wrong; never a bare 500."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from serving.batching import NoModelError
+from serving.schemas import ErrorOut
+from triage.errors import InvalidTicketsError
+
+log = logging.getLogger(__name__)
+
+
+def _body(status_code: int, error: str, message: str, ticket_ids: list[str] | None = None,
+          fields: list[str] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    out = ErrorOut(error=error, message=message, ticket_ids=ticket_ids or [], fields=fields or [])
+    return JSONResponse(out.model_dump(), status_code=status_code, headers=headers)
+
+
+def _ticket_ids_for(loc_indices: set[int], raw: Any) -> list[str]:
+    """Ticket ids for the list positions that failed validation, when the raw body has them."""
+    tickets = raw.get("tickets") if isinstance(raw, dict) else None
+    out = []
+    for i in sorted(loc_indices):
+        ticket = tickets[i] if isinstance(tickets, list) and i < len(tickets) else None
+        tid = ticket.get("id") if isinstance(ticket, dict) else None
+        out.append(str(tid) if isinstance(tid, str | int) and str(tid) else f"#{i}")
+    return out
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """422 naming each bad field, and the tickets it belongs to."""
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        e = next(e for e in errors if e.get("type") == "json_invalid")
+        reason = (e.get("ctx") or {}).get("error", "invalid JSON")
+        return _body(422, "malformed_json", f"request body is not valid JSON: {reason}")
+    fields, indices = [], set()
+    for e in errors:
+        loc = [str(p) for p in e.get("loc", ()) if p != "body"]
+        fields.append(f"{'.'.join(loc) or 'body'}: {e.get('msg')}")
+        if len(loc) >= 2 and loc[0] == "tickets" and loc[1].isdigit():
+            indices.add(int(loc[1]))
+    raw = exc.body if hasattr(exc, "body") else None
+    ids = _ticket_ids_for(indices, raw)
+    message = "; ".join(fields[:10]) + (f" (and {len(fields) - 10} more)" if len(fields) > 10 else "")
+    if ids:
+        message = f"invalid tickets {', '.join(ids[:20])}: {message}"
+    return _body(422, "invalid_request", message, ids, fields)
+
+
+async def invalid_tickets(request: Request, exc: Exception) -> JSONResponse:
+    """422 for tickets the domain refuses (empty, too long, duplicate ids, too many)."""
+    assert isinstance(exc, InvalidTicketsError)
+    return _body(422, "invalid_tickets", str(exc), exc.ticket_ids)
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Every HTTPException in the same body shape."""
+    assert isinstance(exc, StarletteHTTPException)
+    names = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
+             503: "unavailable"}
+    return _body(exc.status_code, names.get(exc.status_code, "http_error"), str(exc.detail),
+                 headers=getattr(exc, "headers", None))
+
+
+async def no_model(request: Request, exc: Exception) -> JSONResponse:
+    """503 while no model is loaded."""
+    return _body(503, "unavailable", str(exc))
+
+
+async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: log it with the trace, tell the client without leaking internals."""
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _body(500, "internal_error", "internal error; the request was not processed, retry or report it")
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on an app."""
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(InvalidTicketsError, invalid_tickets)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(NoModelError, no_model)
+    app.add_exception_handler(Exception, unexpected)
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 for bodies over the limit, by Content-Length or by counting streamed bytes."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._reject(send)
+            return
+        seen = 0
+        too_big = False
+
+        async def limited() -> Message:
+            nonlocal seen, too_big
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    too_big = True
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        body = json.dumps(ErrorOut(error="too_large",
+                                   message=f"request body is over the {self.max_bytes:,}-byte limit").model_dump())
+        await send({"type": "http.response.start", "status": status.HTTP_413_CONTENT_TOO_LARGE,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body.encode()})
+
+
+class _TooLarge(Exception):
+    pass

@@ -1,0 +1,51 @@
+"""POST /v1/score: calibrated scores and routing decisions for a batch of tickets."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+
+from serving.deps import ApiKey, BatcherDep, ServingDep
+from serving.schemas import ErrorOut, ModelRef, ResultOut, ScoreRequest, ScoreResponse, SeverityOut
+from triage.scorer import validate_tickets
+from triage.tickets import ScoredTicket, Ticket
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1", tags=["scoring"], dependencies=[ApiKey])
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorOut, "description": "Missing or wrong API key."},
+    413: {"model": ErrorOut, "description": "Body over the size limit."},
+    422: {"model": ErrorOut, "description": "Invalid tickets; `ticket_ids` names them."},
+    503: {"model": ErrorOut, "description": "No model loaded yet."},
+}
+
+
+def to_result(item: ScoredTicket) -> ResultOut:
+    """Wire form of one scored ticket."""
+    d = item.decision
+    return ResultOut(
+        id=item.ticket.id,
+        categories=dict(item.scores.categories),
+        category=d.category,
+        severity=SeverityOut(level=d.severity, scores=dict(item.scores.severity)),
+        priority=d.priority,
+        route=d.route,
+        reasons=list(d.reasons),
+    )
+
+
+@router.post("/score", response_model=ScoreResponse, responses=ERRORS)
+async def score(body: ScoreRequest, serving: ServingDep, batcher: BatcherDep, request: Request) -> ScoreResponse:
+    """Score 1 to 256 tickets; results come back in request order."""
+    tickets = [Ticket(t.id, t.text, t.metadata) for t in body.tickets]
+    validate_tickets(tickets, serving.scorer.limits)
+    used, scored = await batcher.score(tickets)
+    review = request.app.state.review
+    if review is not None:
+        pending = [s for s in scored if s.decision.route == "review"]
+        if pending:
+            review.enqueue(pending, used.loaded.name, used.loaded.version)
+    return ScoreResponse(model=ModelRef(name=used.loaded.name, version=used.loaded.version),
+                         results=[to_result(s) for s in scored])

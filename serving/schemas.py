@@ -1,0 +1,94 @@
+"""Wire schemas of the scoring API (v1); domain types live in triage/."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TicketIn(BaseModel):
+    """One ticket to score."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=256, description="The ticket system's id; unique within a request.")
+    text: str = Field(description="The reported content. Not empty; at most TRIAGE_SERVING__MAX_TEXT_CHARS characters.")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Passed through to the review queue.")
+
+
+class ScoreRequest(BaseModel):
+    """A batch of 1 to 256 tickets."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"tickets": [{"id": "T-1", "text": "you will regret this", "metadata": {}}]}]},
+    )
+
+    tickets: list[TicketIn]
+
+
+class ModelRef(BaseModel):
+    """Which registered model produced the scores."""
+
+    name: str
+    version: str
+
+
+class SeverityOut(BaseModel):
+    """The most likely severity level and the probability of every level."""
+
+    level: str
+    scores: dict[str, float]
+
+
+class ResultOut(BaseModel):
+    """Scores and routing decision for one ticket."""
+
+    id: str
+    categories: dict[str, float] = Field(description="Calibrated probability per policy category.")
+    category: str = Field(description="Top category over its decision threshold, or 'none'.")
+    severity: SeverityOut
+    priority: float = Field(ge=0.0, le=1.0, description="Higher = handle sooner.")
+    route: Literal["auto", "review"]
+    reasons: list[str]
+
+
+class ScoreResponse(BaseModel):
+    """Results in request order."""
+
+    model: ModelRef
+    results: list[ResultOut]
+
+
+class ModelInfo(BaseModel):
+    """What the serving model is, which policy it follows, and how it scored on its test split."""
+
+    name: str
+    version: str
+    kind: str
+    policy_name: str
+    policy_version: str
+    trained_policy_version: str
+    categories: list[str]
+    untrained_categories: list[str] = Field(description="Policy categories this model has no training data for.")
+    severity_levels: list[str]
+    thresholds: dict[str, float]
+    metrics: dict[str, float]
+    loaded_at: str
+
+
+class Health(BaseModel):
+    """Liveness or readiness."""
+
+    status: Literal["ok", "unavailable"]
+    detail: str = ""
+
+
+class ErrorOut(BaseModel):
+    """Every 4xx/5xx body: what went wrong, and which tickets or fields."""
+
+    error: str
+    message: str
+    ticket_ids: list[str] = Field(default_factory=list)
+    fields: list[str] = Field(default_factory=list)

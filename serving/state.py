@@ -1,0 +1,41 @@
+"""The model the API is serving right now, swappable in one reference assignment (hot reload)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from triage.models.base import LoadedModel
+from triage.scorer import Scorer, TicketLimits
+from triage.taxonomy import Policy
+
+
+@dataclass(frozen=True)
+class Serving:
+    """A loaded model bound to the policy: everything one request needs, immutable."""
+
+    loaded: LoadedModel
+    scorer: Scorer
+    loaded_at: str
+
+
+class ModelSlot:
+    """Holds the current Serving; readers take one reference, so a swap never breaks a request."""
+
+    def __init__(self) -> None:
+        self._current: Serving | None = None
+        self._lock = threading.Lock()
+        self.last_error: str = ""
+
+    @property
+    def current(self) -> Serving | None:
+        """The model in service, or None before the first successful load."""
+        return self._current
+
+    def install(self, loaded: LoadedModel, policy: Policy, limits: TicketLimits) -> Serving:
+        """Bind a loaded model to the policy and put it into service."""
+        serving = Serving(loaded, Scorer(loaded.classifier, policy, limits), datetime.now(UTC).isoformat())
+        with self._lock:
+            self._current = serving
+        return serving

@@ -1,0 +1,186 @@
+"""Loaders of the shared public datasets: counts, unknown-vs-negative, severity mapping, error paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from triage.data import sources
+from triage.data.sources import SOURCES, SPECS, load_all, load_examples, load_source
+from triage.errors import DataError
+from triage.settings import Settings
+from triage.taxonomy import load_policy
+
+POLICY = load_policy()
+DATASETS = Settings().datasets_dir
+needs_datasets = pytest.mark.skipif(
+    DATASETS is None or not Path(DATASETS).is_dir(), reason="shared datasets (/work/shared/datasets) are absent"
+)
+
+# (min rows, max rows) after dropping ambiguous rows; the README gives the raw sizes.
+EXPECTED_ROWS = {
+    "openai_moderation": (836, 836),
+    "davidson": (24_000, 24_783),
+    "olid": (13_240, 13_240),
+    "mlma_en": (4_500, 5_647),
+    "mlma_fr": (3_300, 4_014),
+    "mlma_ar": (2_800, 3_353),
+    "ethos_binary": (850, 998),
+    "ethos_multi": (433, 433),
+    "sms_spam": (5_574, 5_574),
+    "smishing": (5_971, 5_971),
+    "japanese_toxic": (437, 437),
+    "korean_hate": (8_367, 8_367),
+    "told_br": (21_000, 21_000),
+    "jigsaw_sample": (101, 101),
+}
+
+
+@pytest.fixture(scope="module")
+def loaded() -> dict[str, list]:
+    if DATASETS is None or not Path(DATASETS).is_dir():
+        pytest.skip("shared datasets (/work/shared/datasets) are absent")
+    return {name: load_source(name, DATASETS) for name in SOURCES}
+
+
+def positives(examples: list, category: str) -> int:
+    return sum(1 for ex in examples if ex.labels.get(category) == 1)
+
+
+def test_every_spec_has_a_loader_and_known_categories_exist_in_policy() -> None:
+    assert set(SOURCES) == {s.name for s in SPECS}
+    for s in SPECS:
+        assert set(s.known) <= set(POLICY.category_names), s.name
+
+
+@needs_datasets
+@pytest.mark.parametrize("name", SOURCES)
+def test_row_counts_and_labels_stay_within_the_documented_known_set(loaded: dict, name: str) -> None:
+    examples = loaded[name]
+    low, high = EXPECTED_ROWS[name]
+    assert low <= len(examples) <= high
+    known = set(sources.spec(name).known)
+    for ex in examples:
+        assert ex.source == name
+        assert set(ex.labels) <= known, (name, ex.labels)
+        assert ex.severity is None or ex.severity in POLICY.severity_names
+        assert 0 < ex.weight <= 1.0
+
+
+@needs_datasets
+def test_openai_positive_counts_match_the_readme_and_missing_keys_are_unknown(loaded: dict) -> None:
+    ex = loaded["openai_moderation"]
+    assert positives(ex, "sexual") == 125
+    assert positives(ex, "hate") == 65
+    assert positives(ex, "self_harm") == 26
+    assert positives(ex, "child_safety") == 39
+    # 117 rows carry only S/S3 keys: they must say nothing about self-harm.
+    only_sexual = [e for e in ex if set(e.labels) <= {"sexual", "child_safety"}]
+    assert len(only_sexual) >= 100
+    assert all("self_harm" not in e.labels for e in only_sexual)
+    assert all(e.severity == "critical" for e in ex if e.labels.get("child_safety") == 1)
+    partial_negatives = [e for e in only_sexual if not any(e.labels.values())]
+    assert partial_negatives and all(e.severity is None for e in partial_negatives)
+
+
+@needs_datasets
+def test_spam_sets_know_nothing_about_hate_and_ham_is_not_a_severity(loaded: dict) -> None:
+    for name in ("sms_spam", "smishing"):
+        assert all(set(e.labels) <= {"spam", "fraud"} for e in loaded[name])
+    sms = loaded["sms_spam"]
+    assert positives(sms, "spam") == 747
+    assert all("fraud" not in e.labels for e in sms if e.labels["spam"] == 1)
+    smish = loaded["smishing"]
+    assert positives(smish, "fraud") == 638
+    assert all(e.labels["spam"] == 1 and e.severity in ("medium", "high") for e in smish if e.labels["fraud"])
+    assert all(e.severity is None for e in smish if e.labels == {"spam": 0, "fraud": 0})
+
+
+@needs_datasets
+def test_davidson_offensive_is_not_harassment(loaded: dict) -> None:
+    ex = loaded["davidson"]
+    offensive = [e for e in ex if e.severity == "low"]
+    assert len(offensive) > 15_000
+    assert all(e.labels == {"hate": 0} for e in offensive)
+    assert not any(e.labels.get("harassment") == 1 for e in ex)
+    assert 1_300 <= positives(ex, "hate") <= 1_430
+    assert all(0.5 < e.weight <= 1.0 for e in ex)
+
+
+@needs_datasets
+def test_olid_targets_map_to_harassment_only_for_individuals(loaded: dict) -> None:
+    ex = loaded["olid"]
+    by: dict[str, list] = {}
+    for e in ex:
+        by.setdefault(e.meta["olid"], []).append(e)
+    assert all(e.labels == {"harassment": 1} for e in by["OFF/TIN/IND"])
+    assert all("hate" not in e.labels and e.labels["harassment"] == 0 for e in by["OFF/TIN/GRP"])
+    assert all(e.labels == {"hate": 0, "harassment": 0} and e.severity == "none" for e in by["NOT/NULL/NULL"])
+
+
+@needs_datasets
+def test_olid_crlf_and_invalid_bytes_do_not_leak_into_text(loaded: dict) -> None:
+    assert not any("\r" in e.text for e in loaded["olid"])
+    assert any("\ufffd" in e.text for e in loaded["smishing"])  # invalid UTF-8 replaced, not fatal
+
+
+@needs_datasets
+def test_vote_based_sources_grade_severity_and_weight(loaded: dict) -> None:
+    told = loaded["told_br"]
+    assert {e.language for e in told} == {"pt"}
+    assert all(e.labels.get("hate") == 1 for e in told if e.labels.get("hate") == 1 and e.severity == "medium")
+    assert any(e.weight < 1.0 for e in told)
+    ja = loaded["japanese_toxic"]
+    assert {e.severity for e in ja} <= {"none", "low", "medium", None}
+    ethos = loaded["ethos_binary"]
+    assert all(e.weight >= 2 / 3 - 1e-6 for e in ethos)
+    assert all(e.severity == "high" for e in loaded["ethos_multi"] if e.labels["violence"])
+
+
+@needs_datasets
+def test_load_all_rejects_names_missing_from_the_policy() -> None:
+    narrow = POLICY.model_copy(update={"categories": tuple(c for c in POLICY.categories if c.name != "spam")})
+    narrow.__dict__.pop("category_names", None)
+    with pytest.raises(DataError, match="spam"):
+        load_all(Path(str(DATASETS)), ["sms_spam"], policy=narrow)
+
+
+def test_missing_file_and_malformed_file_raise_data_error_naming_the_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"samples-dev\.jsonl: dataset file is missing"):
+        load_source("openai_moderation", tmp_path)
+    bad = tmp_path / "openai_moderation_dev" / "samples-dev.jsonl"
+    bad.parent.mkdir()
+    bad.write_text('{"prompt": "ok", "S": 0}\n{"prompt": broken\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"samples-dev.jsonl: line 2: bad JSON"):
+        load_source("openai_moderation", tmp_path)
+    csv = tmp_path / "davidson_hate_offensive" / "data" / "labeled_data.csv"
+    csv.parent.mkdir(parents=True)
+    csv.write_text(",count,class,tweet\n0,3,1,hello\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"labeled_data.csv: missing column\(s\) hate_speech"):
+        load_source("davidson", tmp_path)
+    with pytest.raises(DataError, match="unknown data source 'nope'"):
+        load_source("nope", tmp_path)
+
+
+def test_shipped_examples_cover_every_category_and_benign_tickets() -> None:
+    examples = load_examples()
+    assert 200 <= len(examples) <= 300
+    for category in POLICY.category_names:
+        assert 15 <= positives(examples, category) <= 30, category
+    benign = [e for e in examples if not any(e.labels.values())]
+    assert len(benign) >= 50
+    assert all(e.severity == "none" for e in benign)
+    assert all(e.severity not in (None, "none") for e in examples if any(e.labels.values()))
+    assert all(set(e.labels) == set(POLICY.category_names) for e in examples)
+
+
+def test_docs_table_lists_every_source_with_its_known_categories() -> None:
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "datasets.md").read_text(encoding="utf-8")
+    rows: dict[str, str] = {}
+    for line in doc.splitlines():
+        if line.startswith("| `"):
+            rows.setdefault(line.split("|")[1].strip(" `"), line)
+    for s in SPECS:
+        assert s.name in rows, s.name
+        assert ", ".join(s.known) in rows[s.name], s.name

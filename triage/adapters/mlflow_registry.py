@@ -1,0 +1,160 @@
+"""MLflow adapter: tracking runs, logging a classifier as one pyfunc model, and the alias-based registry."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+from triage.errors import ModelNotFoundError
+from triage.models.base import Classifier, LoadedModel
+from triage.models.io import load_classifier
+from triage.settings import Settings
+
+log = logging.getLogger(__name__)
+# Our predict takes a DataFrame or a list of texts; MLflow's type-hint validation would coerce either wrongly.
+warnings.filterwarnings("ignore", message=".*(type hint|Add type hints).*", category=UserWarning)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+ARTIFACT = "classifier"
+PIP_REQUIREMENTS = [
+    "numpy==2.2.6",
+    "scikit-learn==1.9.1",
+    "onnxruntime==1.31.1",
+    "tokenizers==0.23.3",
+    "transformers==5.23.0",
+    "pandas==3.1.1",
+]
+
+
+class TriagePyfunc(mlflow.pyfunc.PythonModel):
+    """Any triage classifier as an MLflow pyfunc: text column in, probability columns out."""
+
+    classifier: Classifier
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        """Restore the classifier from the logged directory."""
+        self.classifier = load_classifier(context.artifacts[ARTIFACT])
+
+    # No type hints on the inputs: MLflow would then validate and coerce them against its own schema rules.
+    def predict(self, context, model_input, params=None) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+        """Calibrated probabilities; columns `cat:<name>` and `sev:<level>`."""
+        texts = list(model_input["text"]) if isinstance(model_input, pd.DataFrame) else list(model_input)
+        pred = self.classifier.predict([str(t) for t in texts])
+        card = self.classifier.card
+        cols = {f"cat:{c}": pred.categories[:, j] for j, c in enumerate(card.categories)}
+        cols.update({f"sev:{s}": pred.severity[:, k] for k, s in enumerate(card.severity_levels)})
+        return pd.DataFrame(cols)
+
+
+def configure(settings: Settings) -> MlflowClient:
+    """Point MLflow at the configured store and make sure the experiment exists."""
+    uri = settings.tracking_uri
+    if uri.startswith("sqlite:"):
+        settings.home.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    if client.get_experiment_by_name(settings.mlflow.experiment) is None:
+        location = None
+        if uri.startswith("sqlite:"):
+            settings.artifact_root.mkdir(parents=True, exist_ok=True)
+            location = settings.artifact_root.resolve().as_uri()
+        client.create_experiment(settings.mlflow.experiment, artifact_location=location)
+    mlflow.set_experiment(settings.mlflow.experiment)
+    return client
+
+
+@contextmanager
+def run(settings: Settings, name: str, nested: bool = False, tags: Mapping[str, str] | None = None
+        ) -> Iterator[str]:
+    """An MLflow run; yields its id."""
+    configure(settings)
+    with mlflow.start_run(run_name=name, nested=nested, tags=dict(tags or {})) as active:
+        yield active.info.run_id
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    """Log parameters (values stringified by MLflow)."""
+    mlflow.log_params({k: v for k, v in params.items()})
+
+
+def log_metrics(metrics: Mapping[str, float], prefix: str = "") -> None:
+    """Log numeric metrics, names prefixed (MLflow allows letters, digits, _ - . / and space)."""
+    mlflow.log_metrics({f"{prefix}{k}": float(v) for k, v in metrics.items()})
+
+
+def log_figure(figure: Any, name: str) -> None:
+    """Log a matplotlib figure as a PNG artifact."""
+    mlflow.log_figure(figure, name)
+
+
+def log_dict(data: Mapping[str, Any], name: str) -> None:
+    """Log a JSON artifact."""
+    mlflow.log_dict(dict(data), name)
+
+
+def log_classifier(classifier: Classifier, sample_texts: list[str]) -> str:
+    """Log a classifier as one pyfunc model in the active run; returns its model URI."""
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp) / ARTIFACT
+        classifier.save(directory)
+        wrapper = TriagePyfunc()
+        wrapper.classifier = classifier
+        example = pd.DataFrame({"text": sample_texts[:3]})
+        signature = infer_signature(example, wrapper.predict(None, example))
+        del wrapper.classifier  # the weights travel as an artifact, not inside the pickle
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=wrapper,
+            artifacts={ARTIFACT: str(directory)},
+            signature=signature,
+            pip_requirements=PIP_REQUIREMENTS,
+        )
+    return info.model_uri
+
+
+def register(client: MlflowClient, model_uri: str, name: str, tags: Mapping[str, str] | None = None) -> str:
+    """Register a logged model under `name`; returns the new version."""
+    version = mlflow.register_model(model_uri, name, tags=dict(tags or {}))
+    return str(version.version)
+
+
+def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    """The version an alias points to, or None when the model or alias does not exist."""
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def set_alias(client: MlflowClient, name: str, alias: str, version: str) -> None:
+    """Point `alias` at `version`."""
+    client.set_registered_model_alias(name, alias, version)
+
+
+def load_model(settings: Settings, alias: str = CHAMPION) -> LoadedModel:
+    """Load `models:/<name>@<alias>` as our classifier; ModelNotFoundError when nothing is registered."""
+    client = configure(settings)
+    name = settings.mlflow.model_name
+    version = alias_version(client, name, alias)
+    if version is None:
+        raise ModelNotFoundError(
+            f"no model registered as {name}@{alias} in {settings.tracking_uri}; run `triage train` first"
+        )
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
+    wrapper = pyfunc.unwrap_python_model()
+    mv = client.get_model_version(name, version)
+    metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
+    return LoadedModel(wrapper.classifier, name, version, alias, mv.run_id, dict(metrics))

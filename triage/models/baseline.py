@@ -1,0 +1,76 @@
+"""The baseline classifier: TF-IDF word and character n-grams with linear models per head."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+from sklearn.pipeline import FeatureUnion
+
+from triage.calibration import SigmoidCalibration, apply_sigmoid_calibration, ordinal_probabilities
+from triage.models.base import ModelCard, Prediction
+
+WEIGHTS = "baseline.joblib"
+# Logit of a cut-point no training row ever passed (e.g. no `critical` example): P(y > k) ~ 0.
+NEVER = -30.0
+
+
+def category_logits(models: Sequence[Any], x: Any) -> np.ndarray:
+    """Raw decision values (n, C) of the per-category linear models."""
+    if not models:
+        return np.zeros((x.shape[0], 0))
+    return np.column_stack([m.decision_function(x) for m in models])
+
+
+def cumulative_logits(models: Sequence[Any | None], x: Any) -> np.ndarray:
+    """Logits (n, L-1) of P(severity > k), one binary model per cut-point (Frank & Hall ordinal scheme)."""
+    cols = [m.decision_function(x) if m is not None else np.full(x.shape[0], NEVER) for m in models]
+    return np.column_stack(cols) if cols else np.zeros((x.shape[0], 0))
+
+
+class BaselineClassifier:
+    """Calibrated per-category logistic regressions and an ordinal severity model over shared TF-IDF features."""
+
+    def __init__(
+        self,
+        features: FeatureUnion,
+        category_models: list[Any],
+        calibrations: list[SigmoidCalibration],
+        severity_models: list[Any | None],
+        severity_temperature: float,
+        card: ModelCard,
+    ) -> None:
+        self.features = features
+        self.category_models = category_models
+        self.calibrations = calibrations
+        self.severity_models = severity_models
+        self.severity_temperature = severity_temperature
+        self.card = card
+
+    def predict(self, texts: Sequence[str]) -> Prediction:
+        """Calibrated probabilities (n, C) for card.categories and (n, L) for card.severity_levels."""
+        x = self.features.transform(list(texts))
+        cats = apply_sigmoid_calibration(category_logits(self.category_models, x), self.calibrations)
+        sev = ordinal_probabilities(cumulative_logits(self.severity_models, x), self.severity_temperature)
+        return Prediction(categories=cats, severity=sev)
+
+    def save(self, directory: Path) -> None:
+        """Write the fitted models and the card into `directory`."""
+        directory.mkdir(parents=True, exist_ok=True)
+        joblib.dump(
+            {"features": self.features, "categories": self.category_models, "calibrations": self.calibrations,
+             "severity": self.severity_models, "severity_temperature": self.severity_temperature},
+            directory / WEIGHTS,
+            compress=3,
+        )
+        self.card.write(directory)
+
+    @classmethod
+    def load(cls, directory: Path) -> BaselineClassifier:
+        """Restore a classifier written by `save`."""
+        p = joblib.load(directory / WEIGHTS)
+        return cls(p["features"], p["categories"], p["calibrations"], p["severity"], p["severity_temperature"],
+                   ModelCard.read(directory))
