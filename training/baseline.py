@@ -13,7 +13,13 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion
 
-from triage.calibration import best_f1_threshold, choose_threshold, fit_ordinal_temperature, fit_sigmoid_temperature
+from triage.calibration import (
+    SigmoidCalibration,
+    best_f1_threshold,
+    choose_threshold,
+    fit_ordinal_temperature,
+    fit_sigmoid_temperature,
+)
 from triage.data.schema import Example, label_matrix, severity_vector
 from triage.metrics import expected_calibration_error
 from triage.models.base import ModelCard
@@ -37,6 +43,7 @@ class BaselineParams:
     severity_C: float = 2.0
     tol: float = 1e-3
     min_positives: int = 3
+    min_calibration_labels: int = 10
     n_jobs: int = 2
     seed: int = 13
 
@@ -74,6 +81,12 @@ def _features(params: BaselineParams) -> FeatureUnion:
 def _binary(x: Any, y: np.ndarray, w: np.ndarray, c: float, params: BaselineParams) -> LogisticRegression:
     model = LogisticRegression(C=c, solver="liblinear", tol=params.tol, random_state=params.seed)
     return model.fit(x, y, sample_weight=w)
+
+
+def _enough(labels: np.ndarray, minimum: int) -> bool:
+    """A calibration fitted on a handful of labels would be noise: need `minimum` of each class."""
+    known = labels[~np.isnan(labels)]
+    return bool(np.sum(known == 1) >= minimum and np.sum(known == 0) >= minimum)
 
 
 def fit(
@@ -119,7 +132,11 @@ def fit(
     xv = features.transform([ex.text for ex in validation])
     yv = label_matrix(validation, names)
     zv = category_logits(category_models, xv)
-    calibrations = [fit_sigmoid_temperature(zv[:, j], yv[:, j]) for j in range(len(names))]
+    calibrations = [
+        fit_sigmoid_temperature(zv[:, j], yv[:, j]) if _enough(yv[:, j], params.min_calibration_labels)
+        else SigmoidCalibration()
+        for j in range(len(names))
+    ]
     uncalibrated = 1.0 / (1.0 + np.exp(-zv))
     sev_temperature = fit_ordinal_temperature(cumulative_logits(severity_models, xv),
                                               severity_vector(validation, policy.severity_names))

@@ -26,9 +26,9 @@ class TicketLimits:
 def validate_tickets(tickets: Sequence[Ticket], limits: TicketLimits) -> None:
     """Reject a batch that cannot be scored as a whole, naming every offending ticket."""
     if not tickets:
-        raise InvalidTicketsError("were sent; at least 1 is required", [])
+        raise InvalidTicketsError("were sent; at least 1 is required", [], count=0)
     if len(tickets) > limits.max_tickets:
-        raise InvalidTicketsError(f"sent, over the limit of {limits.max_tickets} per request", [])
+        raise InvalidTicketsError(f"sent, over the limit of {limits.max_tickets} per request", [], count=len(tickets))
     dupes = sorted(i for i, n in Counter(t.id for t in tickets).items() if n > 1)
     if dupes:
         raise InvalidTicketsError("have duplicate ids (each id must be unique within a request)", dupes)

@@ -1,0 +1,55 @@
+# Everyday commands. `make run` and `make test` work on a fresh machine with only python3.11.
+VENV ?= .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup run test test-unit test-integration lint typecheck check train train-transformer serve evaluate \
+        bench bench-api labelstudio-up labelstudio-down mlflow-server clean
+
+setup:                      ## create/refresh the virtual environment
+	@bash scripts/bootstrap.sh
+
+run: setup                  ## train the default model if none is registered, then serve on 127.0.0.1:8000
+	$(BIN)/triage serve --train-if-missing
+
+test: setup                 ## every test: unit, API, and integration against real Label Studio and MLflow
+	@bash scripts/test.sh
+
+test-unit: setup            ## fast tests only
+	$(BIN)/pytest -q -m "not integration and not slow"
+
+test-integration: setup
+	$(BIN)/pytest -q -m "integration"
+
+lint: setup
+	$(BIN)/ruff check triage training serving triage_cli tests benchmarks
+
+typecheck: setup
+	$(BIN)/mypy
+
+check: lint typecheck
+
+train: setup                ## train the baseline on ../shared/datasets and register it in MLflow
+	$(BIN)/triage train --model baseline
+
+train-transformer: setup    ## fine-tune MiniLM (about 30 min on 2 cores)
+	$(BIN)/triage train --model transformer
+
+evaluate: setup
+	$(BIN)/triage evaluate
+
+serve: setup
+	$(BIN)/triage serve
+
+bench-api: setup            ## 1,000 real tickets through the HTTP API in batches of 64
+	$(BIN)/python benchmarks/bench_api.py
+
+labelstudio-up:             ## install (first time) and start Label Studio on 127.0.0.1:8089
+	@bash scripts/labelstudio.sh up
+
+labelstudio-down:
+	@bash scripts/labelstudio.sh down
+
+clean:                      ## remove environments and local state (models, MLflow store, Label Studio data)
+	rm -rf $(VENV) .venv-labelstudio .triage results

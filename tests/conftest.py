@@ -1,0 +1,45 @@
+"""Shared fixtures: a small real baseline trained on the shipped example tickets, the default policy."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from triage.data.sources import load_examples  # noqa: E402
+from triage.models.base import Classifier, LoadedModel  # noqa: E402
+from triage.settings import Settings  # noqa: E402
+from triage.taxonomy import Policy, load_policy  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def policy() -> Policy:
+    """The shipped default policy."""
+    return load_policy()
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(policy: Policy) -> Classifier:
+    """A real baseline fitted in about a second on the example tickets the package ships."""
+    from training.baseline import BaselineParams, fit
+
+    from triage.data.splits import split_examples
+
+    splits = split_examples(load_examples())
+    return fit(splits["train"], splits["validation"], policy, BaselineParams(min_df=1, n_jobs=1))
+
+
+@pytest.fixture(scope="session")
+def tiny_loaded(tiny_classifier: Classifier) -> LoadedModel:
+    """The tiny classifier as if it came from the registry."""
+    return LoadedModel(tiny_classifier, "triage", "1", "champion", None, {"test.macro_f1": 0.5})
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings isolated in a temporary home (own SQLite MLflow store)."""
+    return Settings(home=tmp_path / "home", env="test", _env_file=None)  # type: ignore[call-arg]

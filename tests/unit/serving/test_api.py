@@ -1,0 +1,183 @@
+"""HTTP tests of the scoring API: the contract, and one test per bad-input case (status and message)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from serving.app import create_app
+from triage.models.base import LoadedModel
+from triage.settings import ServingSettings, Settings
+
+
+class StaticSource:
+    """A model source that always serves the same loaded model."""
+
+    def __init__(self, loaded: LoadedModel | None) -> None:
+        self.loaded = loaded
+
+    def current_version(self) -> str | None:
+        return self.loaded.version if self.loaded else None
+
+    def load(self) -> LoadedModel:
+        assert self.loaded is not None
+        return self.loaded
+
+
+@pytest.fixture
+def client(settings: Settings, tiny_loaded: LoadedModel) -> Iterator[TestClient]:
+    app = create_app(settings, source=StaticSource(tiny_loaded))
+    with TestClient(app) as c:
+        yield c
+
+
+def tickets(*texts: str) -> dict:
+    return {"tickets": [{"id": f"T-{i}", "text": t, "metadata": {"n": i}} for i, t in enumerate(texts)]}
+
+
+def test_score_contract(client: TestClient) -> None:
+    r = client.post("/v1/score", json=tickets("win a free iphone now, click this link", "thanks for the help",
+                                               "I will find you and hurt you"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == {"name": "triage", "version": "1"}
+    assert [x["id"] for x in body["results"]] == ["T-0", "T-1", "T-2"]
+    for result in body["results"]:
+        assert set(result) == {"id", "categories", "category", "severity", "priority", "route", "reasons"}
+        assert all(0.0 <= p <= 1.0 for p in result["categories"].values())
+        assert result["category"] in [*result["categories"], "none"]
+        assert set(result["severity"]["scores"]) == {"none", "low", "medium", "high", "critical"}
+        assert abs(sum(result["severity"]["scores"].values()) - 1.0) < 1e-3
+        assert 0.0 <= result["priority"] <= 1.0
+        assert result["route"] in ("auto", "review")
+        assert result["reasons"]
+    assert body["results"][0]["categories"]["spam"] > body["results"][1]["categories"]["spam"]
+
+
+def test_health_ready_model(client: TestClient) -> None:
+    assert client.get("/healthz").json()["status"] == "ok"
+    assert client.get("/readyz").status_code == 200
+    info = client.get("/v1/model").json()
+    assert info["name"] == "triage" and info["version"] == "1"
+    assert info["policy_version"] == "2026.11.1"
+    assert info["metrics"] == {"macro_f1": 0.5}
+    assert set(info["categories"]) | set(info["untrained_categories"]) >= {"hate", "spam", "privacy"}
+    assert client.get("/openapi.json").status_code == 200
+    assert client.get("/docs").status_code == 200
+
+
+def test_not_ready_without_model(settings: Settings) -> None:
+    with TestClient(create_app(settings, source=StaticSource(None))) as c:
+        assert c.get("/readyz").status_code == 503
+        r = c.post("/v1/score", json=tickets("hello"))
+        assert r.status_code == 503
+        assert "no model is loaded" in r.json()["message"]
+
+
+def _assert_error(r, status: int, error: str, *fragments: str, ids: list[str] | None = None) -> None:  # type: ignore[no-untyped-def]
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["error"] == error
+    for fragment in fragments:
+        assert fragment in body["message"], body["message"]
+    if ids is not None:
+        assert body["ticket_ids"] == ids
+
+
+def test_empty_text(client: TestClient) -> None:
+    body = tickets("fine", "")
+    _assert_error(client.post("/v1/score", json=body), 422, "invalid_tickets", "empty", "T-1", ids=["T-1"])
+
+
+def test_whitespace_text(client: TestClient) -> None:
+    body = tickets("  \n\t ", "fine", "   ")
+    _assert_error(client.post("/v1/score", json=body), 422, "invalid_tickets", "whitespace", "T-0, T-2",
+                  ids=["T-0", "T-2"])
+
+
+def test_text_over_limit(client: TestClient) -> None:
+    body = tickets("fine", "x" * 20_001)
+    _assert_error(client.post("/v1/score", json=body), 422, "invalid_tickets", "20,000-character limit", "T-1",
+                  ids=["T-1"])
+
+
+def test_too_many_tickets(client: TestClient) -> None:
+    body = tickets(*["hello"] * 257)
+    _assert_error(client.post("/v1/score", json=body), 422, "invalid_tickets", "257 ticket(s)", "limit of 256")
+
+
+def test_no_tickets(client: TestClient) -> None:
+    _assert_error(client.post("/v1/score", json={"tickets": []}), 422, "invalid_tickets", "at least 1")
+
+
+def test_duplicate_ids(client: TestClient) -> None:
+    body = {"tickets": [{"id": "A", "text": "one"}, {"id": "B", "text": "two"}, {"id": "A", "text": "three"}]}
+    _assert_error(client.post("/v1/score", json=body), 422, "invalid_tickets", "duplicate ids", "A", ids=["A"])
+
+
+def test_malformed_json(client: TestClient) -> None:
+    r = client.post("/v1/score", content=b'{"tickets": [{"id": "A", "text": ', headers={"content-type": "application/json"})
+    _assert_error(r, 422, "malformed_json", "not valid JSON")
+
+
+def test_wrong_types(client: TestClient) -> None:
+    body = {"tickets": [{"id": "ok", "text": "fine"}, {"id": "bad", "text": 42}, {"id": "meta", "text": "x",
+                                                                                  "metadata": "nope"}]}
+    r = client.post("/v1/score", json=body)
+    _assert_error(r, 422, "invalid_request", "tickets.1.text", "tickets.2.metadata", ids=["bad", "meta"])
+
+
+def test_missing_and_unknown_fields(client: TestClient) -> None:
+    r = client.post("/v1/score", json={"tickets": [{"id": "no-text"}, {"id": "extra", "text": "x", "colour": 1}]})
+    _assert_error(r, 422, "invalid_request", "tickets.0.text", "tickets.1.colour", ids=["no-text", "extra"])
+
+
+def test_tickets_not_a_list(client: TestClient) -> None:
+    _assert_error(client.post("/v1/score", json={"tickets": "hello"}), 422, "invalid_request", "tickets")
+
+
+def test_body_over_size_limit(tiny_loaded: LoadedModel, settings: Settings) -> None:
+    small = settings.model_copy(update={"serving": ServingSettings(max_body_bytes=2048)})
+    with TestClient(create_app(small, source=StaticSource(tiny_loaded))) as c:
+        r = c.post("/v1/score", json=tickets("y" * 5000))
+        _assert_error(r, 413, "too_large", "2,048-byte limit")
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: the limit must hold while streaming
+            yield b'{"tickets": [{"id": "A", "text": "'
+            for _ in range(10):
+                yield b"z" * 1000
+            yield b'"}]}'
+
+        r = c.post("/v1/score", content=chunks(), headers={"content-type": "application/json"})
+        _assert_error(r, 413, "too_large", "2,048-byte limit")
+
+
+def test_api_keys(tiny_loaded: LoadedModel, settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    keyed = settings.model_copy(update={"api_keys": [SecretStr("s3cret-key-1"), SecretStr("other-key")]})
+    caplog.set_level(logging.DEBUG)
+    with TestClient(create_app(keyed, source=StaticSource(tiny_loaded))) as c:
+        _assert_error(c.post("/v1/score", json=tickets("hi")), 401, "unauthorized", "missing API key")
+        _assert_error(c.post("/v1/score", json=tickets("hi"), headers={"X-API-Key": "wrong"}), 401,
+                      "unauthorized", "invalid API key")
+        _assert_error(c.get("/v1/model"), 401, "unauthorized", "missing API key")
+        assert c.post("/v1/score", json=tickets("hi"), headers={"X-API-Key": "s3cret-key-1"}).status_code == 200
+        assert c.post("/v1/score", json=tickets("hi"), headers={"Authorization": "Bearer other-key"}).status_code == 200
+        assert c.get("/healthz").status_code == 200  # probes stay open
+    assert "s3cret-key-1" not in caplog.text
+    assert "s3cret-key-1" not in repr(keyed)
+
+
+def test_concurrent_requests_keep_their_results(client: TestClient) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> tuple[int, dict]:
+        r = client.post("/v1/score", json={"tickets": [{"id": f"c{i}", "text": f"message number {i} win cash"}]})
+        return i, r.json()
+
+    with ThreadPoolExecutor(8) as pool:
+        for i, body in pool.map(one, range(40)):
+            assert [x["id"] for x in body["results"]] == [f"c{i}"]
