@@ -24,9 +24,26 @@ class ModelNotFoundError(TriageError):
 class InvalidTicketsError(TriageError):
     """One or more tickets cannot be scored; the message names them."""
 
-    def __init__(self, reason: str, ticket_ids: Sequence[str]) -> None:
+    def __init__(self, reason: str, ticket_ids: Sequence[str], count: int | None = None) -> None:
         self.reason = reason
         self.ticket_ids = list(ticket_ids)
+        n = len(self.ticket_ids) if count is None else count
         shown = ", ".join(self.ticket_ids[:20])
         more = f" and {len(self.ticket_ids) - 20} more" if len(self.ticket_ids) > 20 else ""
-        super().__init__(f"{len(self.ticket_ids)} ticket(s) {reason}: {shown}{more}")
+        super().__init__(f"{n} ticket(s) {reason}" + (f": {shown}{more}" if shown else ""))
+
+
+class ReviewError(TriageError):
+    """The human-review queue cannot do what was asked."""
+
+
+class ReviewBackendUnavailable(ReviewError):
+    """Label Studio cannot be reached or timed out; queued items wait and delivery is retried."""
+
+
+class ReviewBackendRejected(ReviewError):
+    """Label Studio answered but refused the request (bad config, bad task); retrying will not help."""
+
+
+class WebhookPayloadError(ReviewError):
+    """A webhook body is not a Label Studio event this service understands; the message says what is off."""

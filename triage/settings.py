@@ -59,6 +59,28 @@ class LabelStudioSettings(BaseModel):
     project_title: str = "Triage review"
     webhook_secret: SecretStr = SecretStr("dev-secret")
     strategy: str = "least_confidence"
+    # On by default: with Label Studio down, review items simply wait in the outbox until it is back.
+    enabled: bool = True
+    outbox_path: Path | None = Field(default=None, description="SQLite review queue; None = <home>/review.db")
+    sync_interval_s: float = Field(default=5.0, gt=0.0, le=3600.0, description="idle wait between deliveries")
+    batch_size: int = Field(default=100, ge=1, le=5000, description="tasks per import request")
+    request_timeout_s: float = Field(default=10.0, gt=0.0, le=600.0, description="per Label Studio request")
+    backoff_initial_s: float = Field(default=1.0, gt=0.0, le=600.0)
+    backoff_max_s: float = Field(default=30.0, gt=0.0, le=3600.0)
+    pull_interval_s: float = Field(default=300.0, ge=0.0, description="background safety-net pull; 0 = off")
+    # Where Label Studio reaches this API (webhook receiver, ML backend); None = do not register them.
+    webhook_url: str | None = None
+    ml_backend_url: str | None = None
+    webhook_header: str = "X-Triage-Webhook-Secret"
+    data_dir: Path | None = Field(default=None, description="Label Studio data dir for scripts/labelstudio.sh")
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> LabelStudioSettings:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError(
+                f"backoff_max_s ({self.backoff_max_s}) must be >= backoff_initial_s ({self.backoff_initial_s})"
+            )
+        return self
 
 
 class Settings(BaseSettings):
