@@ -85,6 +85,47 @@ def confusion_figure(classifier: Classifier, examples: Sequence[Example], predic
     return fig
 
 
+def reliability_figure(classifier: Classifier, examples: Sequence[Example], prediction: Prediction,
+                       bins: int = 10) -> Any:
+    """Reliability diagram of the category probabilities (all known cells, and per category with support)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    card = classifier.card
+    y = label_matrix(examples, card.categories)
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
+    edges = np.linspace(0, 1, bins + 1)
+
+    def curve(yy: np.ndarray, pp: np.ndarray) -> tuple[list[float], list[float]]:
+        idx = np.clip(np.digitize(pp, edges[1:-1]), 0, bins - 1)
+        xs, ys = [], []
+        for b in range(bins):
+            m = idx == b
+            if m.sum() >= 5:
+                xs.append(float(pp[m].mean()))
+                ys.append(float(yy[m].mean()))
+        return xs, ys
+
+    known = ~np.isnan(y)
+    xs, ys = curve(y[known], prediction.categories[known])
+    ece = metrics.expected_calibration_error(y, prediction.categories)
+    ax.plot(xs, ys, "o-", lw=2, label=f"all categories (ECE {ece:.3f})")
+    for j, name in enumerate(card.categories):
+        k = known[:, j]
+        if np.nansum(y[k, j]) >= 20:
+            xs, ys = curve(y[k, j], prediction.categories[k, j])
+            ax.plot(xs, ys, ".-", lw=1, alpha=0.7, label=name)
+    ax.set_xlabel("predicted probability")
+    ax.set_ylabel("observed frequency")
+    ax.set_title(f"reliability ({card.kind})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def _matrix(ax: Any, cm: np.ndarray, labels: list[str], title: str) -> None:
     ax.imshow(cm, cmap="Blues")
     ax.set_xticks(range(len(labels)), labels, rotation=45, fontsize=8)

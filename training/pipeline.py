@@ -7,11 +7,11 @@ import platform
 import subprocess
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from training.evaluate import confusion_figure, evaluate, predict_examples
+from training.evaluate import confusion_figure, evaluate, predict_examples, reliability_figure
 from triage.adapters import mlflow_registry as registry
 from triage.data.schema import Example
 from triage.data.splits import data_hash, split_examples
@@ -65,11 +65,11 @@ def fit_model(kind: ModelKind, train: list[Example], validation: list[Example], 
         from training import baseline
 
         bp = params or baseline.BaselineParams()
-        return baseline.fit(train, validation, policy, bp), bp.as_dict()
+        return baseline.fit(train, validation, policy, bp), asdict(bp)
     from training import transformer
 
     tp = params or transformer.TransformerParams()
-    return transformer.fit(train, validation, policy, tp), tp.as_dict()
+    return transformer.fit(train, validation, policy, tp), asdict(tp)
 
 
 def train(
@@ -80,40 +80,60 @@ def train(
     promote_if_first: bool = True,
     alias: str | None = None,
 ) -> TrainResult:
-    """Train, evaluate on the test split, log everything to MLflow and register the model."""
-    policy = settings.load_policy()
+    """Train on the data's train split, evaluate on its test split, log to MLflow and register the model."""
     origin = "given examples"
     if examples is None:
         examples, origin = load_training_data(settings)
     splits = split_examples(examples)
-    train_set, validation, test = splits["train"], splits["validation"], splits["test"]
-    log.info("data: %d train, %d validation, %d test from %s", len(train_set), len(validation), len(test), origin)
+    return train_on_splits(settings, kind, splits["train"], splits["validation"], splits["test"], params=params,
+                           origin=origin, promote_if_first=promote_if_first, alias=alias)
 
+
+def train_on_splits(
+    settings: Settings,
+    kind: ModelKind,
+    train_set: list[Example],
+    validation: list[Example],
+    test: list[Example],
+    params: Any = None,
+    origin: str = "given examples",
+    promote_if_first: bool = True,
+    alias: str | None = None,
+    nested: bool = False,
+    extra_params: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Fit on given splits, evaluate on `test`, log params/metrics/figures/model to MLflow and register it."""
+    policy = settings.load_policy()
+    log.info("data: %d train, %d validation, %d test from %s", len(train_set), len(validation), len(test), origin)
     tags = {"model_kind": kind, "code_version": code_version(), "policy_version": policy.version}
-    with registry.run(settings, name=f"train-{kind}", tags=tags) as run_id:
+    with registry.run(settings, name=f"train-{kind}", tags=tags, nested=nested) as run_id:
         started = time.perf_counter()
         classifier, used = fit_model(kind, train_set, validation, policy, params)
         fit_seconds = time.perf_counter() - started
         registry.log_params({
-            **used, "model_kind": kind, "data_origin": origin, "data_hash": data_hash(train_set),
-            "n_train": len(train_set), "n_validation": len(validation), "n_test": len(test),
-            "policy_name": policy.name, "policy_version": policy.version, "policy_digest": policy.digest,
-            "python": platform.python_version(),
+            **used, **(extra_params or {}), "model_kind": kind, "data_origin": origin,
+            "data_hash": data_hash(train_set), "n_train": len(train_set), "n_validation": len(validation),
+            "n_test": len(test), "policy_name": policy.name, "policy_version": policy.version,
+            "policy_digest": policy.digest, "code_version": tags["code_version"], "python": platform.python_version(),
         })
-        registry.log_dict({"sources": dict(Counter(ex.source for ex in examples))}, "data/sources.json")
+        registry.log_dict({"train_sources": dict(Counter(ex.source for ex in train_set)),
+                           "test_sources": dict(Counter(ex.source for ex in test))}, "data/sources.json")
 
         prediction = predict_examples(classifier, test)
         metrics = evaluate(classifier, test, policy, prediction)
         metrics["fit_seconds"] = fit_seconds
         classifier.card.metrics = {k: v for k, v in metrics.items() if "/" not in k}
         registry.log_metrics({k.replace("/", "."): v for k, v in metrics.items()}, prefix="test.")
+        registry.log_metrics({k: float(v) for k, v in classifier.card.extra.items()
+                              if isinstance(v, int | float) and not isinstance(v, bool)}, prefix="train.")
         registry.log_figure(confusion_figure(classifier, test, prediction), "figures/confusion_matrices.png")
+        registry.log_figure(reliability_figure(classifier, test, prediction), "figures/reliability.png")
         registry.log_dict(classifier.card.__dict__, "model_card.json")
 
         client = registry.configure(settings)
         model_uri = registry.log_classifier(classifier, [ex.text for ex in test[:3]] or ["example"])
         name = settings.mlflow.model_name
-        version = registry.register(client, model_uri, name, tags={"model_kind": kind})
+        version = registry.register(client, model_uri, name, tags={"model_kind": kind, "run_id": run_id})
         promoted = False
         if alias:
             registry.set_alias(client, name, alias, version)

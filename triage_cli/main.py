@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -65,7 +65,7 @@ def _per_source_table(metrics: dict[str, float]) -> Table:
 @app.command()
 def train(
     model: Annotated[str, typer.Option(help="baseline or transformer")] = "baseline",
-    alias: Annotated[str | None, typer.Option(help="also point this alias (e.g. challenger) at the new version")] = None,
+    alias: Annotated[str | None, typer.Option(help="also point this alias (e.g. challenger) here")] = None,
     promote_if_first: Annotated[bool, typer.Option(help="make it @champion when no champion exists")] = True,
 ) -> None:
     """Train on the shared datasets (or the shipped examples), log to MLflow, register the model."""
@@ -93,11 +93,11 @@ def evaluate(
     labelled: Annotated[Path | None, typer.Option(help="a labelled CSV/JSONL to evaluate on instead")] = None,
 ) -> None:
     """Evaluate a registered model on the test split of the data (or on a labelled file)."""
+    from training.evaluate import evaluate as run_eval
+    from training.pipeline import load_training_data
     from triage.adapters import mlflow_registry as registry
     from triage.data.imports import read_labelled_file
     from triage.data.splits import split_examples
-    from training.evaluate import evaluate as run_eval
-    from training.pipeline import load_training_data
 
     settings = get_settings()
     _setup(settings)
@@ -132,8 +132,8 @@ def serve(
     settings = get_settings()
     _setup(settings)
     if train_if_missing:
-        from triage.adapters import mlflow_registry as registry
         from training.pipeline import train as run_training
+        from triage.adapters import mlflow_registry as registry
 
         client = registry.configure(settings)
         if registry.alias_version(client, settings.mlflow.model_name, registry.CHAMPION) is None:
@@ -215,6 +215,109 @@ def policy(
     out.print(f"policy {p.name} {p.version} (digest {p.digest})")
     out.print("categories: " + ", ".join(p.category_names))
     out.print("severity: " + " < ".join(p.severity_names))
+
+
+def _comparison_table(comparison: Any) -> Table:
+    table = Table(title=f"champion v{comparison.champion_version} vs challenger v{comparison.challenger_version}")
+    for col in ("metric", "champion", "challenger"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    keys = sorted(set(comparison.champion) | set(comparison.challenger))
+    for key in keys:
+        if key.endswith(("_support", "/n", "_known")):
+            continue
+        a, b = comparison.champion.get(key), comparison.challenger.get(key)
+        table.add_row(key, "-" if a is None else f"{a:.3f}", "-" if b is None else f"{b:.3f}")
+    return table
+
+
+def _print_gate(out: Console, gate: Any) -> None:
+    out.print(f"promotion gate: {'[green]PASSED[/green]' if gate.passed else '[red]REFUSED[/red]'}")
+    for r in gate.results:
+        mark = "ok  " if r.passed else "FAIL"
+        out.print(f"  {mark} {r.detail}")
+
+
+def _expert_labels(labels: Path | None) -> list | None:
+    if labels is None:
+        return None
+    from triage.data.imports import read_labelled_file, read_labelstudio_export
+
+    policy = get_settings().load_policy()
+    if labels.suffix == ".json":
+        return read_labelstudio_export(labels, policy)
+    return read_labelled_file(labels, policy)
+
+
+@app.command()
+def retrain(
+    model: Annotated[str, typer.Option(help="baseline or transformer")] = "baseline",
+    labels: Annotated[Path | None, typer.Option(help="expert labels (CSV/JSONL or a Label Studio JSON export); "
+                                                     "default: the review loop's label store")] = None,
+    expert_weight: Annotated[float, typer.Option(min=0.01, help="weight of an expert label vs a source label")] = 2.0,
+) -> None:
+    """Train a challenger on base data + expert labels, compare it with the champion, register @challenger."""
+    from training.retrain import retrain as run_retrain
+
+    settings = get_settings()
+    _setup(settings)
+    if model not in ("baseline", "transformer"):
+        raise _fail(ValueError(f"--model must be baseline or transformer, got {model!r}"))
+    try:
+        result = run_retrain(settings, kind=model, expert=_expert_labels(labels),  # type: ignore[arg-type]
+                             expert_weight=expert_weight)
+    except TriageError as err:
+        raise _fail(err) from err
+    out = Console()
+    out.print(_comparison_table(result.comparison))
+    _print_gate(out, result.comparison.gate)
+    out.print(f"challenger: {settings.mlflow.model_name} v{result.challenger_version} (@challenger), "
+              f"{result.n_expert} expert labels; parent run {result.parent_run_id}")
+
+
+@app.command()
+def promote(
+    version: Annotated[str | None, typer.Option(help="version to promote (default: @challenger)")] = None,
+    force: Annotated[bool, typer.Option(help="promote even if the gate refuses (needs --reason)")] = False,
+    reason: Annotated[str, typer.Option(help="why; recorded on the model version")] = "",
+    by: Annotated[str | None, typer.Option(help="who; default: the current user")] = None,
+    labels: Annotated[Path | None, typer.Option(help="expert labels for the expert slice")] = None,
+) -> None:
+    """Move @champion to the challenger when the promotion gate passes."""
+    from training.retrain import promote as run_promote
+
+    settings = get_settings()
+    _setup(settings)
+    try:
+        outcome = run_promote(settings, version=version, force=force, reason=reason, by=by,
+                              expert=_expert_labels(labels))
+    except (TriageError, ValueError) as err:
+        raise _fail(err) from err
+    out = Console()
+    if outcome.comparison is not None:
+        _print_gate(out, outcome.comparison.gate)
+    if not outcome.promoted:
+        out.print(f"[red]refused[/red]: v{outcome.version} stays @challenger; @champion stays v{outcome.previous}. "
+                  "Use --force --reason '...' to override (recorded).")
+        raise typer.Exit(code=1)
+    forced = " (FORCED, recorded)" if outcome.forced else ""
+    out.print(f"@champion: v{outcome.previous} -> v{outcome.version}{forced}")
+
+
+@app.command()
+def rollback(
+    reason: Annotated[str, typer.Option(help="why; recorded on the model version")] = "",
+    by: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Point @champion back at the previous champion."""
+    from training.retrain import rollback as run_rollback
+
+    settings = get_settings()
+    _setup(settings)
+    try:
+        previous, current = run_rollback(settings, reason=reason, by=by)
+    except TriageError as err:
+        raise _fail(err) from err
+    Console().print(f"@champion: v{previous} -> v{current} (rolled back)")
 
 
 def _mount_optional() -> None:

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.integration.api_server import TRIAGE, running_api
+
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-TRIAGE = str(Path(sys.executable).parent / "triage")
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -49,27 +41,8 @@ def trained(env: dict[str, str]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def server(trained: dict[str, str]) -> Iterator[str]:
-    port = _port()
-    proc = subprocess.Popen([TRIAGE, "serve", "--port", str(port)], env=trained, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"triage serve exited: {proc.stdout.read() if proc.stdout else ''}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        else:
-            raise RuntimeError("triage serve did not become ready in 120 s")
+    with running_api(trained) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def test_registry_holds_the_champion(trained: dict[str, str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
@@ -11,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import mlflow.pyfunc
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from triage.errors import ModelNotFoundError
 from triage.models.base import Classifier, LoadedModel
@@ -38,17 +41,17 @@ PIP_REQUIREMENTS = [
 ]
 
 
-class TriagePyfunc(mlflow.pyfunc.PythonModel):
+class TriagePyfunc(PythonModel):
     """Any triage classifier as an MLflow pyfunc: text column in, probability columns out."""
 
     classifier: Classifier
 
-    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+    def load_context(self, context: PythonModelContext) -> None:
         """Restore the classifier from the logged directory."""
         self.classifier = load_classifier(context.artifacts[ARTIFACT])
 
     # No type hints on the inputs: MLflow would then validate and coerce them against its own schema rules.
-    def predict(self, context, model_input, params=None) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    def predict(self, context, model_input, params=None) -> pd.DataFrame:
         """Calibrated probabilities; columns `cat:<name>` and `sev:<level>`."""
         texts = list(model_input["text"]) if isinstance(model_input, pd.DataFrame) else list(model_input)
         pred = self.classifier.predict([str(t) for t in texts])
@@ -63,8 +66,15 @@ def configure(settings: Settings) -> MlflowClient:
     uri = settings.tracking_uri
     if uri.startswith("sqlite:"):
         settings.home.mkdir(parents=True, exist_ok=True)
+    # MLflow copies the URI into MLFLOW_TRACKING_URI; undo that so the next Settings read the user's value.
+    before = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    for key, value in before.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     if client.get_experiment_by_name(settings.mlflow.experiment) is None:
         location = None
@@ -158,3 +168,62 @@ def load_model(settings: Settings, alias: str = CHAMPION) -> LoadedModel:
     mv = client.get_model_version(name, version)
     metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
     return LoadedModel(wrapper.classifier, name, version, alias, mv.run_id, dict(metrics))
+
+
+HISTORY_TAG = "champion_history"
+
+
+def champion_history(client: MlflowClient, name: str) -> list[str]:
+    """Earlier champions, oldest first (kept as a registered-model tag so rollback can walk back)."""
+    import json
+
+    tags = client.get_registered_model(name).tags or {}
+    return [str(v) for v in json.loads(tags.get(HISTORY_TAG, "[]"))]
+
+
+def move_champion(client: MlflowClient, name: str, version: str, record: Mapping[str, str]) -> str | None:
+    """Point @champion at `version`, remember the previous one, and tag the version with `record`."""
+    import json
+
+    previous = alias_version(client, name, CHAMPION)
+    if previous is not None and previous != version:
+        history = [*champion_history(client, name), previous]
+        client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history[-50:]))
+    for key, value in record.items():
+        client.set_model_version_tag(name, version, key, value)
+    client.set_registered_model_alias(name, CHAMPION, version)
+    return previous
+
+
+def roll_back(client: MlflowClient, name: str, record: Mapping[str, str]) -> tuple[str | None, str]:
+    """Point @champion back at the previous champion; returns (from, to). ModelNotFoundError without history."""
+    import json
+
+    history = champion_history(client, name)
+    if not history:
+        raise ModelNotFoundError(f"{name} has no earlier champion to roll back to")
+    target = history[-1]
+    current = alias_version(client, name, CHAMPION)
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history[:-1]))
+    for key, value in record.items():
+        client.set_model_version_tag(name, target, key, value)
+    client.set_registered_model_alias(name, CHAMPION, target)
+    return current, target
+
+
+def version_tags(client: MlflowClient, name: str, version: str) -> dict[str, str]:
+    """Tags of one model version."""
+    return dict(client.get_model_version(name, version).tags or {})
+
+
+def load_version(settings: Settings, version: str) -> LoadedModel:
+    """Load a specific registered version (not through an alias)."""
+    client = configure(settings)
+    name = settings.mlflow.model_name
+    try:
+        mv = client.get_model_version(name, version)
+    except MlflowException as err:
+        raise ModelNotFoundError(f"{name} has no version {version}") from err
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
+    return LoadedModel(pyfunc.unwrap_python_model().classifier, name, str(version), "", mv.run_id, dict(metrics))
