@@ -5,7 +5,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup run test test-unit test-integration lint typecheck check train train-transformer serve evaluate \
-        bench bench-api labelstudio-up labelstudio-down mlflow-server clean
+        bench-api labelstudio-up labelstudio-down mlflow-server notebook retrain promote rollback clean
 
 setup:                      ## create/refresh the virtual environment
 	@bash scripts/bootstrap.sh
@@ -36,6 +36,15 @@ train: setup                ## train the baseline on ../shared/datasets and regi
 train-transformer: setup    ## fine-tune MiniLM (about 30 min on 2 cores)
 	$(BIN)/triage train --model transformer
 
+retrain: setup              ## challenger from base data + expert labels; compare with the champion
+	$(BIN)/triage retrain
+
+promote: setup              ## move @champion to @challenger when the promotion gate passes
+	$(BIN)/triage promote
+
+rollback: setup
+	$(BIN)/triage rollback
+
 evaluate: setup
 	$(BIN)/triage evaluate
 
@@ -50,6 +59,12 @@ labelstudio-up:             ## install (first time) and start Label Studio on 12
 
 labelstudio-down:
 	@bash scripts/labelstudio.sh down
+
+mlflow-server: setup       ## a team MLflow server on 127.0.0.1:5055 (SQLite + local artifacts, one worker)
+	@bash scripts/mlflow_server.sh
+
+notebook: setup            ## execute notebooks/compare_models.ipynb against the configured registry
+	$(BIN)/jupyter execute notebooks/compare_models.ipynb
 
 clean:                      ## remove environments and local state (models, MLflow store, Label Studio data)
 	rm -rf $(VENV) .venv-labelstudio .triage results
