@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from serving import errors
 from serving.batching import MicroBatcher
-from serving.model_source import ModelSource, RegistrySource, Reloader
+from serving.model_source import DirectorySource, ModelSource, RegistrySource, Reloader
 from serving.routes import health, model, score
 from serving.state import ModelSlot
 from triage.scorer import TicketLimits
@@ -30,7 +30,10 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         slot: ModelSlot = app.state.slot
-        model_source = source or RegistrySource(settings)
+        model_source = source or (
+            DirectorySource(settings.serving.model_dir, settings.serving.threads) if settings.serving.model_dir
+            else RegistrySource(settings)
+        )
         reloader = Reloader(model_source, slot, policy, limits, settings.serving.reload_interval_s)
         await asyncio.to_thread(reloader.load_now)
         if slot.current is None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from typing import Protocol
 
 from serving.state import ModelSlot
 from triage.adapters import mlflow_registry as registry
-from triage.models.base import LoadedModel
+from triage.models.base import MANIFEST, LoadedModel
+from triage.models.io import load_classifier
 from triage.scorer import TicketLimits
 from triage.settings import Settings
 from triage.taxonomy import Policy
@@ -43,6 +45,26 @@ class RegistrySource:
     def load(self) -> LoadedModel:
         """Load the aliased version with its test metrics."""
         return registry.load_model(self.settings, self.alias)
+
+
+class DirectorySource:
+    """A classifier saved in a directory (`Classifier.save`), served without a registry; version = its card's."""
+
+    def __init__(self, directory: Path, threads: int = 1) -> None:
+        self.directory = directory
+        self.threads = threads
+
+    def current_version(self) -> str | None:
+        """The directory's modification time stands in for a version, so a re-export is picked up."""
+        manifest = self.directory / MANIFEST
+        return f"dir-{int(manifest.stat().st_mtime)}" if manifest.is_file() else None
+
+    def load(self) -> LoadedModel:
+        """Load the classifier with its card metrics."""
+        classifier = load_classifier(self.directory, threads=self.threads)
+        version = self.current_version() or "dir"
+        return LoadedModel(classifier, self.directory.name, version, "", None,
+                           {f"test.{k}": v for k, v in classifier.card.metrics.items()})
 
 
 class Reloader:

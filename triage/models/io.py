@@ -8,8 +8,8 @@ from triage.errors import ModelNotFoundError
 from triage.models.base import MANIFEST, Classifier, ModelCard
 
 
-def load_classifier(directory: str | Path) -> Classifier:
-    """Load the classifier saved in `directory` (baseline or transformer)."""
+def load_classifier(directory: str | Path, threads: int = 1) -> Classifier:
+    """Load the classifier saved in `directory` (baseline or transformer); `threads` = intra-op threads."""
     path = Path(directory)
     if not (path / MANIFEST).is_file():
         raise ModelNotFoundError(f"{path} holds no {MANIFEST}: not a saved triage classifier")
@@ -21,5 +21,5 @@ def load_classifier(directory: str | Path) -> Classifier:
     if card.kind == "transformer":
         from triage.models.transformer import TransformerClassifier
 
-        return TransformerClassifier.load(path)
+        return TransformerClassifier.load(path, threads=threads)
     raise ModelNotFoundError(f"{path}: unknown classifier kind {card.kind!r}")

@@ -1,0 +1,169 @@
+"""Benchmark: the scoring API under a bounded concurrent load of single-ticket requests on 127.0.0.1.
+
+Usage: .venv/bin/python benchmarks/bench_http_load.py [--model-dir DIR] [--concurrency 8] [--duration 20]
+Serves a saved classifier directory (or the registry's @champion) with `triage serve`, then runs two phases with
+the same texts (real tickets from ../shared/datasets): micro-batching off (the baseline, max 1 ticket per model call)
+and on (the default settings). Prints requests/s, p50/p99 latency, errors and the server's peak RSS per phase, and
+writes results/bench_http_load.json. Targets: >= 300 requests/s, p99 <= 50 ms, RSS <= 600 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from triage.data.sources import load_all  # noqa: E402
+from triage.settings import get_settings  # noqa: E402
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 180) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit("bench: server exited during start-up")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    sys.exit("bench: server not ready")
+
+
+async def _worker(port: int, bodies: list[bytes], stop_at: float, lat: list[float], errors: list[str]) -> None:
+    """One keep-alive connection sending requests back to back (a minimal HTTP/1.1 client: low client CPU)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    i = random.randrange(len(bodies))
+    try:
+        while time.perf_counter() < stop_at:
+            body = bodies[i % len(bodies)]
+            i += 1
+            head = (f"POST /v1/score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n").encode()
+            t0 = time.perf_counter()
+            writer.write(head + body)
+            await writer.drain()
+            status_line = await reader.readline()
+            length = 0
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            lat.append((time.perf_counter() - t0) * 1000)
+            if b" 200 " not in status_line:
+                errors.append(status_line.decode().strip())
+    finally:
+        writer.close()
+
+
+def _phase(port: int, pid: int, bodies: list[bytes], concurrency: int, duration: float) -> dict[str, float]:
+    lat: list[float] = []
+    errors: list[str] = []
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        proc = psutil.Process(pid)
+        while not done.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+
+    async def run() -> float:
+        stop_at = time.perf_counter() + duration
+        t0 = time.perf_counter()
+        await asyncio.gather(*[_worker(port, bodies, stop_at, lat, errors) for _ in range(concurrency)])
+        return time.perf_counter() - t0
+
+    elapsed = asyncio.run(run())
+    done.set()
+    sampler.join()
+    arr = np.array(lat)
+    return {"requests": float(len(lat)), "seconds": elapsed, "requests_per_s": len(lat) / elapsed,
+            "p50_ms": float(np.percentile(arr, 50)), "p99_ms": float(np.percentile(arr, 99)),
+            "errors": float(len(errors)), "server_rss_mb": peak[0] / 2**20}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model-dir", type=Path, default=None, help="saved classifier dir (default: @champion)")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--texts", type=int, default=2000)
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench_http_load.json")
+    args = parser.parse_args()
+
+    settings = get_settings()
+    if settings.datasets_dir is None:
+        sys.exit("bench: ../shared/datasets not found (set TRIAGE_DATASETS_DIR)")
+    examples = load_all(settings.datasets_dir)
+    texts = [ex.text[:2000] for ex in random.Random(3).sample(examples, args.texts)]
+    bodies = [json.dumps({"tickets": [{"id": f"b{i}", "text": t}]}).encode() for i, t in enumerate(texts)]
+
+    results: dict[str, object] = {"concurrency": args.concurrency, "duration_s": args.duration,
+                                  "texts": len(texts), "model_dir": str(args.model_dir or "@champion")}
+    for phase, batch_max in (("no_microbatching_baseline", 1), ("microbatching", settings.serving.microbatch_max)):
+        port = _port()
+        env = {**os.environ, "TRIAGE_LOG_LEVEL": "WARNING", "TRIAGE_LABELSTUDIO__ENABLED": "false",
+               "TRIAGE_SERVING__MICROBATCH_MAX": str(batch_max), "OMP_NUM_THREADS": "1"}
+        if args.model_dir:
+            env["TRIAGE_SERVING__MODEL_DIR"] = str(args.model_dir.resolve())
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "triage"), "serve", "--port", str(port)],
+                                env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            _wait_ready(port, proc)
+            _phase(port, proc.pid, bodies, args.concurrency, 3.0)  # warm-up
+            results[phase] = _phase(port, proc.pid, bodies, args.concurrency, args.duration)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+    best = results["microbatching"]
+    assert isinstance(best, dict)
+    results["targets"] = {"requests_per_s": 300, "p99_ms": 50, "server_rss_mb": 600}
+    results["meets_targets"] = (best["requests_per_s"] >= 300 and best["p99_ms"] <= 50
+                                and best["server_rss_mb"] <= 600 and best["errors"] == 0)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(f"single-ticket requests, concurrency {args.concurrency}, {args.duration:.0f} s per phase, "
+          f"model {results['model_dir']}")
+    print(f"{'phase':<28}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'RSS MB':>9}")
+    for phase in ("no_microbatching_baseline", "microbatching"):
+        m = results[phase]
+        assert isinstance(m, dict)
+        print(f"{phase:<28}{m['requests_per_s']:>8.0f}{m['p50_ms']:>9.1f}{m['p99_ms']:>9.1f}{m['errors']:>8.0f}"
+              f"{m['server_rss_mb']:>9.0f}")
+    print(f"targets (>= 300 req/s, p99 <= 50 ms, RSS <= 600 MB): {'met' if results['meets_targets'] else 'NOT met'}"
+          f"; written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
