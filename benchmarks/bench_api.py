@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import random
-import socket
 import subprocess
 import sys
 import time
@@ -21,15 +18,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from triage.adapters import mlflow_registry as registry  # noqa: E402
-from triage.data.sources import load_all  # noqa: E402
-from triage.data.splits import split_examples  # noqa: E402
-from triage.scorer import Scorer, TicketLimits  # noqa: E402
-from triage.settings import get_settings  # noqa: E402
-from triage.tickets import Ticket  # noqa: E402
+from benchmarks.common import ROOT, TRIAGE, real_texts, served
+from triage.adapters import mlflow_registry as registry
+from triage.scorer import Scorer, TicketLimits
+from triage.settings import get_settings
+from triage.tickets import Ticket
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -44,14 +39,10 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = get_settings()
-    if settings.datasets_dir is None:
-        sys.exit("bench_api: ../shared/datasets not found (set TRIAGE_DATASETS_DIR)")
     client = registry.configure(settings)
     if registry.alias_version(client, settings.mlflow.model_name, registry.CHAMPION) is None:
-        subprocess.run([str(Path(sys.executable).parent / "triage"), "train"], check=True, cwd=ROOT)
-    test = split_examples(load_all(settings.datasets_dir))["test"]
-    rng = random.Random(7)
-    texts = [ex.text for ex in rng.sample(test, min(args.tickets, len(test)))]
+        subprocess.run([TRIAGE, "train"], check=True, cwd=ROOT)
+    texts = real_texts(args.tickets, seed=7, split="test")
     batches = [texts[i : i + args.batch] for i in range(0, len(texts), args.batch)]
 
     # Baseline in the same run: the same batches through the same model, in-process, no HTTP.
@@ -66,23 +57,7 @@ def main() -> None:
         local.append((time.perf_counter() - s) * 1000)
     local_total = time.perf_counter() - t0
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "TRIAGE_LOG_LEVEL": "WARNING"}
-    server = subprocess.Popen([str(Path(sys.executable).parent / "triage"), "serve", "--port", str(port)], env=env,
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        else:
-            sys.exit("bench_api: server did not become ready")
+    with served({"TRIAGE_LABELSTUDIO__ENABLED": "false"}) as (url, _pid):
         http = []
         with httpx.Client(base_url=url, timeout=30) as c:
             c.post("/v1/score", json={"tickets": [{"id": "warm", "text": "warm up"}]})
@@ -94,9 +69,6 @@ def main() -> None:
                 http.append((time.perf_counter() - s) * 1000)
                 r.raise_for_status()
             http_total = time.perf_counter() - t0
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
     result = {
         "model": {"name": loaded.name, "version": loaded.version, "kind": loaded.classifier.card.kind},

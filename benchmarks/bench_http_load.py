@@ -12,10 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -24,33 +21,10 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from triage.data.sources import load_all  # noqa: E402
-from triage.settings import get_settings  # noqa: E402
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 180) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit("bench: server exited during start-up")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    sys.exit("bench: server not ready")
+from benchmarks.common import ROOT, real_texts, served
+from triage.settings import get_settings
 
 
 async def _worker(port: int, bodies: list[bytes], stop_at: float, lat: list[float], errors: list[str]) -> None:
@@ -122,29 +96,20 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = get_settings()
-    if settings.datasets_dir is None:
-        sys.exit("bench: ../shared/datasets not found (set TRIAGE_DATASETS_DIR)")
-    examples = load_all(settings.datasets_dir)
-    texts = [ex.text[:2000] for ex in random.Random(3).sample(examples, args.texts)]
+    texts = real_texts(args.texts, seed=3, max_chars=2000)
     bodies = [json.dumps({"tickets": [{"id": f"b{i}", "text": t}]}).encode() for i, t in enumerate(texts)]
 
     results: dict[str, object] = {"concurrency": args.concurrency, "duration_s": args.duration,
                                   "texts": len(texts), "model_dir": str(args.model_dir or "@champion")}
     for phase, batch_max in (("no_microbatching_baseline", 1), ("microbatching", settings.serving.microbatch_max)):
-        port = _port()
-        env = {**os.environ, "TRIAGE_LOG_LEVEL": "WARNING", "TRIAGE_LABELSTUDIO__ENABLED": "false",
-               "TRIAGE_SERVING__MICROBATCH_MAX": str(batch_max), "OMP_NUM_THREADS": "1"}
+        env = {"TRIAGE_LABELSTUDIO__ENABLED": "false", "TRIAGE_SERVING__MICROBATCH_MAX": str(batch_max),
+               "OMP_NUM_THREADS": "1"}
         if args.model_dir:
             env["TRIAGE_SERVING__MODEL_DIR"] = str(args.model_dir.resolve())
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "triage"), "serve", "--port", str(port)],
-                                env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            _wait_ready(port, proc)
-            _phase(port, proc.pid, bodies, args.concurrency, 3.0)  # warm-up
-            results[phase] = _phase(port, proc.pid, bodies, args.concurrency, args.duration)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+        with served(env) as (url, pid):
+            port = int(url.rsplit(":", 1)[1])
+            _phase(port, pid, bodies, args.concurrency, 3.0)  # warm-up
+            results[phase] = _phase(port, pid, bodies, args.concurrency, args.duration)
 
     best = results["microbatching"]
     assert isinstance(best, dict)

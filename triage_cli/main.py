@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +24,16 @@ app = typer.Typer(help="ML-assisted triage for Trust & Safety teams.", no_args_i
                   pretty_exceptions_enable=False)
 console = Console(stderr=True)
 log = logging.getLogger("triage")
+
+
+class Kind(StrEnum):
+    """Model kinds `train` and `retrain` accept."""
+
+    baseline = "baseline"
+    transformer = "transformer"
+
+
+KindOpt = Annotated[Kind, typer.Option("--model", help="baseline or transformer")]
 
 
 def _setup(settings: Settings) -> None:
@@ -64,7 +75,7 @@ def _per_source_table(metrics: dict[str, float]) -> Table:
 
 @app.command()
 def train(
-    model: Annotated[str, typer.Option(help="baseline or transformer")] = "baseline",
+    model: KindOpt = Kind.baseline,
     alias: Annotated[str | None, typer.Option(help="also point this alias (e.g. challenger) here")] = None,
     promote_if_first: Annotated[bool, typer.Option(help="make it @champion when no champion exists")] = True,
 ) -> None:
@@ -73,10 +84,8 @@ def train(
 
     settings = get_settings()
     _setup(settings)
-    if model not in ("baseline", "transformer"):
-        raise _fail(ValueError(f"--model must be baseline or transformer, got {model!r}"))
     try:
-        result = run_training(settings, kind=model, promote_if_first=promote_if_first, alias=alias)  # type: ignore[arg-type]
+        result = run_training(settings, kind=model.value, promote_if_first=promote_if_first, alias=alias)
     except TriageError as err:
         raise _fail(err) from err
     out = Console()
@@ -250,7 +259,7 @@ def _expert_labels(labels: Path | None) -> list | None:
 
 @app.command()
 def retrain(
-    model: Annotated[str, typer.Option(help="baseline or transformer")] = "baseline",
+    model: KindOpt = Kind.baseline,
     labels: Annotated[Path | None, typer.Option(help="expert labels (CSV/JSONL or a Label Studio JSON export); "
                                                      "default: the review loop's label store")] = None,
     expert_weight: Annotated[float, typer.Option(min=0.01, help="weight of an expert label vs a source label")] = 2.0,
@@ -260,11 +269,8 @@ def retrain(
 
     settings = get_settings()
     _setup(settings)
-    if model not in ("baseline", "transformer"):
-        raise _fail(ValueError(f"--model must be baseline or transformer, got {model!r}"))
     try:
-        result = run_retrain(settings, kind=model, expert=_expert_labels(labels),  # type: ignore[arg-type]
-                             expert_weight=expert_weight)
+        result = run_retrain(settings, kind=model.value, expert=_expert_labels(labels), expert_weight=expert_weight)
     except TriageError as err:
         raise _fail(err) from err
     out = Console()
