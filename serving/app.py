@@ -12,8 +12,9 @@ from fastapi import FastAPI
 from serving import errors
 from serving.batching import MicroBatcher
 from serving.model_source import DirectorySource, ModelSource, RegistrySource, Reloader
-from serving.routes import health, model, score
+from serving.routes import health, ml_backend, model, review, score
 from serving.state import ModelSlot
+from triage.review.service import build_review_service
 from triage.scorer import TicketLimits
 from triage.settings import Settings, get_settings
 
@@ -43,10 +44,16 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
         app.state.batcher = batcher
         app.state.reloader = reloader
         reloader.start()
+        review_service = app.state.review
+        if review_service is not None:
+            review_service.start()
         try:
             yield
         finally:
             reloader.stop()
+            if review_service is not None:
+                await asyncio.to_thread(review_service.stop)
+                review_service.outbox.close()
             await batcher.stop()
 
     app = FastAPI(
@@ -60,10 +67,12 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
     app.state.settings = settings
     app.state.policy = policy
     app.state.slot = ModelSlot()
-    app.state.review = None
+    app.state.review = build_review_service(settings, policy)
     errors.install(app)
     app.add_middleware(errors.BodySizeLimit, max_bytes=settings.serving.max_body_bytes)
     app.include_router(health.router)
     app.include_router(score.router)
     app.include_router(model.router)
+    app.include_router(review.router)
+    app.include_router(ml_backend.router)
     return app

@@ -9,6 +9,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tests that want Label Studio turn the review queue on explicitly; elsewhere it would retry 127.0.0.1:8089.
+os.environ["TRIAGE_LABELSTUDIO__ENABLED"] = "false"
 
 from triage.data.sources import load_examples  # noqa: E402
 from triage.models.base import Classifier, LoadedModel  # noqa: E402

@@ -1,0 +1,129 @@
+"""Label Studio's ML-backend protocol under /ml, so tasks imported by hand in Label Studio get predictions too.
+
+Label Studio calls GET /health, POST /setup, POST /predict, POST /webhook and GET /versions on a connected
+model server. Annotation events reach the label store through the authenticated /v1/review/webhook only:
+/ml/webhook acknowledges and ignores them (Label Studio adds it without a secret).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, HTTPException, status
+from pydantic import BaseModel, Field
+
+from serving.deps import BatcherDep, PolicyDep, ServingDep, SlotDep
+from serving.schemas import ErrorOut
+from triage.review.annotations import predicted_categories, result_for
+from triage.review.labeling_config import CATEGORY, SEVERITY, TEXT
+from triage.tickets import Ticket
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/ml", tags=["label studio ml backend"])
+
+
+class MLHealth(BaseModel):
+    """Liveness as Label Studio expects it."""
+
+    status: str
+    model_class: str = "triage"
+    model_version: str | None = None
+
+
+class SetupOut(BaseModel):
+    """Answer to /setup: the version whose predictions Label Studio should show."""
+
+    model_version: str
+
+
+class PredictIn(BaseModel):
+    """Label Studio's /predict body (only `tasks` is needed)."""
+
+    tasks: list[dict[str, Any]] = Field(default_factory=list)
+    project: str | int | None = None
+    label_config: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskPrediction(BaseModel):
+    """One task's pre-annotation: `score` is the model's confidence."""
+
+    result: list[dict[str, Any]]
+    score: float
+    model_version: str
+
+
+class PredictOut(BaseModel):
+    """One prediction per task, in the order of the request."""
+
+    results: list[TaskPrediction]
+
+
+class VersionsOut(BaseModel):
+    """Model versions this backend can serve."""
+
+    versions: list[str]
+
+
+def _text(task: dict[str, Any]) -> str:
+    data = task.get("data")
+    if not isinstance(data, dict):
+        return ""
+    value = data.get(TEXT)
+    return value if isinstance(value, str) else ""
+
+
+@router.get("/health", response_model=MLHealth)
+def ml_health(slot: SlotDep) -> MLHealth:
+    """Always UP while the process runs; names the model version when one is loaded."""
+    current = slot.current
+    return MLHealth(status="UP", model_version=current.loaded.version if current else None)
+
+
+@router.post("/setup", response_model=SetupOut, responses={503: {"model": ErrorOut}})
+def ml_setup(serving: ServingDep, body: Annotated[dict[str, Any], Body()]) -> SetupOut:
+    """Label Studio connects: answer with the served model version."""
+    log.info("Label Studio ML backend setup for project %s", body.get("project"))
+    return SetupOut(model_version=serving.loaded.version)
+
+
+@router.post("/predict", response_model=PredictOut, responses={
+    422: {"model": ErrorOut, "description": "A task without text, or a labeling config without our controls."},
+    503: {"model": ErrorOut, "description": "No model loaded yet."},
+})
+async def ml_predict(body: PredictIn, serving: ServingDep, batcher: BatcherDep, policy: PolicyDep) -> PredictOut:
+    """Predictions for Label Studio tasks (their `data.text`), in order, scored by the served model."""
+    if body.label_config and not all(f'name="{n}"' in body.label_config for n in (CATEGORY, SEVERITY, TEXT)):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            detail=f"the project's labeling config has no '{CATEGORY}'/'{SEVERITY}' choices on "
+                                   f"'{TEXT}': generate it from the policy (triage review push)")
+    empty = [str(t.get("id", i)) for i, t in enumerate(body.tasks) if not _text(t).strip()]
+    if empty:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            detail=f"{len(empty)} task(s) have no data.{TEXT}: {', '.join(empty[:20])}")
+    limits = serving.scorer.limits
+    tickets = [Ticket(id=f"ls-task-{t.get('id', i)}-{i}", text=_text(t)[:limits.max_text_chars])
+               for i, t in enumerate(body.tasks)]
+    results: list[TaskPrediction] = []
+    for start in range(0, len(tickets), limits.max_tickets):
+        used, scored = await batcher.score(tickets[start:start + limits.max_tickets])
+        results.extend(
+            TaskPrediction(result=result_for(predicted_categories(s, policy), s.decision.severity),
+                           score=float(s.decision.confidence), model_version=used.loaded.version)
+            for s in scored
+        )
+    return PredictOut(results=results)
+
+
+@router.post("/webhook")
+def ml_webhook(body: Annotated[dict[str, Any], Body()]) -> dict[str, str]:
+    """Acknowledge Label Studio's ML-backend events; labels are recorded by /v1/review/webhook instead."""
+    return {"status": "ignored", "action": str(body.get("action", ""))}
+
+
+@router.get("/versions", response_model=VersionsOut)
+def ml_versions(slot: SlotDep) -> VersionsOut:
+    """The served model version (the only one this backend predicts with)."""
+    current = slot.current
+    return VersionsOut(versions=[current.loaded.version] if current else [])

@@ -1,0 +1,105 @@
+"""Between tickets and Label Studio results: tasks with pre-annotations out, reviewers' choices back in."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from triage.review.backend import Prediction, TaskDraft
+from triage.review.labeling_config import CATEGORY, RATIONALE, SEVERITY, TEXT
+from triage.taxonomy import Policy
+from triage.tickets import NO_CATEGORY, ScoredTicket
+
+
+def result_for(categories: Sequence[str], severity: str | None, rationale: str | None = None) -> list[dict[str, Any]]:
+    """A Label Studio result (the same shape for a prediction and for an annotation)."""
+    out: list[dict[str, Any]] = [{
+        "from_name": CATEGORY, "to_name": TEXT, "type": "choices",
+        "value": {"choices": list(categories) or [NO_CATEGORY]},
+    }]
+    if severity is not None:
+        out.append({"from_name": SEVERITY, "to_name": TEXT, "type": "choices", "value": {"choices": [severity]}})
+    if rationale:
+        out.append({"from_name": RATIONALE, "to_name": TEXT, "type": "textarea", "value": {"text": [rationale]}})
+    return out
+
+
+def predicted_categories(item: ScoredTicket, policy: Policy) -> list[str]:
+    """The categories the model says apply: its top category plus any other over the policy threshold."""
+    top = item.decision.category
+    if top == NO_CATEGORY:
+        return [NO_CATEGORY]
+    others = [c for c, p in item.scores.categories.items() if c != top and p >= policy.category(c).threshold]
+    others.sort(key=lambda c: -item.scores.categories[c])
+    return [top, *others]
+
+
+def task_draft(item: ScoredTicket, policy: Policy, model_name: str, model_version: str) -> TaskDraft:
+    """A scored ticket as a task: text, ticket metadata, priority, the model's view; its prediction scored by
+    the decision's confidence (the lowest is the least certain, served first by uncertainty sampling)."""
+    d = item.decision
+    data: dict[str, Any] = {
+        TEXT: item.ticket.text,
+        "ticket_id": item.ticket.id,
+        "priority": round(float(d.priority), 6),
+        "confidence": round(float(d.confidence), 6),
+        "model_category": d.category,
+        "model_severity": d.severity,
+        "reasons": " | ".join(d.reasons),
+        "model": f"{model_name}:{model_version}",
+        "policy_version": policy.version,
+        "metadata": json.loads(json.dumps(dict(item.ticket.metadata), default=str)),
+    }
+    prediction = Prediction(
+        result=result_for(predicted_categories(item, policy), d.severity),
+        score=float(d.confidence),
+        model_version=model_version,
+    )
+    return TaskDraft(ticket_id=item.ticket.id, data=data, prediction=prediction)
+
+
+def draft_to_json(draft: TaskDraft) -> str:
+    """Serialise a draft for the outbox."""
+    p = draft.prediction
+    return json.dumps({
+        "ticket_id": draft.ticket_id,
+        "data": dict(draft.data),
+        "prediction": None if p is None else
+        {"result": [dict(r) for r in p.result], "score": p.score, "model_version": p.model_version},
+    }, ensure_ascii=False, default=str)
+
+
+def draft_from_json(text: str) -> TaskDraft:
+    """Read a draft back from the outbox."""
+    raw = json.loads(text)
+    p = raw.get("prediction")
+    return TaskDraft(
+        ticket_id=str(raw["ticket_id"]),
+        data=raw["data"],
+        prediction=None if p is None else Prediction(result=p["result"], score=float(p["score"]),
+                                                     model_version=str(p["model_version"])),
+    )
+
+
+def _choices(result: Sequence[Mapping[str, Any]], control: str) -> list[str] | None:
+    picked: list[str] | None = None
+    for item in result:
+        if isinstance(item, Mapping) and item.get("from_name") == control:
+            value = item.get("value") or {}
+            choices = value.get("choices") if isinstance(value, Mapping) else None
+            if isinstance(choices, list):
+                picked = [*(picked or []), *(str(c) for c in choices)]
+    return picked
+
+
+def parse_result(result: Sequence[Mapping[str, Any]]) -> tuple[list[str], str | None, str | None]:
+    """(categories chosen, severity or None, rationale or None) from an annotation result."""
+    cats = _choices(result, CATEGORY) or []
+    sev = _choices(result, SEVERITY)
+    rationale = None
+    for item in result:
+        if isinstance(item, Mapping) and item.get("from_name") == RATIONALE:
+            texts = (item.get("value") or {}).get("text") or []
+            rationale = "\n".join(str(t) for t in texts) or None
+    return cats, (sev[0] if sev else None), rationale

@@ -1,0 +1,348 @@
+"""The durable review queue and label store: one SQLite file, written before anything is sent."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS queue (
+    ticket_id        TEXT PRIMARY KEY,
+    payload          TEXT NOT NULL,
+    model_version    TEXT NOT NULL,
+    priority         REAL NOT NULL,
+    score            REAL NOT NULL,
+    state            TEXT NOT NULL CHECK (state IN ('waiting', 'sent', 'rejected')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    claimed_until    REAL,
+    last_error       TEXT,
+    enqueued_at      REAL NOT NULL,
+    updated_at       REAL NOT NULL,
+    sent_at          REAL,
+    task_id          INTEGER,
+    prediction_dirty INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS queue_waiting ON queue (state, enqueued_at);
+CREATE TABLE IF NOT EXISTS annotations (
+    annotation_id  INTEGER PRIMARY KEY,
+    task_id        INTEGER,
+    ticket_id      TEXT,
+    text           TEXT NOT NULL DEFAULT '',
+    annotator      TEXT NOT NULL DEFAULT '',
+    categories     TEXT NOT NULL DEFAULT '[]',
+    severity       TEXT,
+    rationale      TEXT,
+    result         TEXT NOT NULL DEFAULT '[]',
+    was_cancelled  INTEGER NOT NULL DEFAULT 0,
+    created_at     TEXT NOT NULL DEFAULT '',
+    updated_at     TEXT NOT NULL DEFAULT '',
+    model_version  TEXT,
+    policy_version TEXT,
+    deleted        INTEGER NOT NULL DEFAULT 0,
+    via            TEXT NOT NULL DEFAULT '',
+    recorded_at    REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS annotations_task ON annotations (task_id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One ticket waiting for (or sent to) review, with its serialised task."""
+
+    ticket_id: str
+    payload: str
+    model_version: str
+    priority: float
+    score: float
+    attempts: int = 0
+    task_id: int | None = None
+
+
+@dataclass(frozen=True)
+class AnnotationRecord:
+    """One reviewer's annotation of one task, as stored (latest version; `deleted` once retracted)."""
+
+    annotation_id: int
+    task_id: int | None
+    ticket_id: str | None
+    text: str
+    annotator: str
+    categories: tuple[str, ...]
+    severity: str | None
+    rationale: str | None
+    result: str
+    created_at: str
+    updated_at: str
+    model_version: str | None
+    policy_version: str | None
+    was_cancelled: bool = False
+    deleted: bool = False
+    via: str = ""
+
+
+class Outbox:
+    """SQLite (WAL) queue of review items and store of annotations; safe across threads and processes."""
+
+    def __init__(self, path: str | Path, busy_timeout_ms: int = 10_000) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._busy = busy_timeout_ms
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._conn().executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=self._busy / 1000, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy)}")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE: writers queue up instead of failing late)."""
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every connection this outbox opened."""
+        with self._lock:
+            for c in self._all:
+                c.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------------------------------ queue
+
+    def enqueue(self, items: Sequence[QueueItem]) -> int:
+        """Queue items in one transaction; a known ticket is never queued twice. Returns how many are new.
+
+        A ticket still waiting gets the newer scores; one already sent is re-sent only as a prediction,
+        and only when the model version changed.
+        """
+        if not items:
+            return 0
+        now = time.time()
+        ids = [i.ticket_id for i in items]
+        with self._tx() as db:
+            known = {
+                r[0] for chunk in _chunks(ids, 500)
+                for r in db.execute(f"SELECT ticket_id FROM queue WHERE ticket_id IN ({_marks(chunk)})", chunk)
+            }
+            db.executemany(
+                """
+                INSERT INTO queue (ticket_id, payload, model_version, priority, score, state, enqueued_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, 'waiting', ?, ?)
+                ON CONFLICT (ticket_id) DO UPDATE SET
+                    payload = excluded.payload, priority = excluded.priority, score = excluded.score,
+                    updated_at = excluded.updated_at,
+                    prediction_dirty = CASE WHEN queue.state = 'sent' THEN 1 ELSE 0 END,
+                    model_version = excluded.model_version
+                WHERE queue.state = 'waiting' OR queue.model_version != excluded.model_version
+                """,
+                [(i.ticket_id, i.payload, i.model_version, i.priority, i.score, now, now) for i in items],
+            )
+        return len(set(ids) - known)
+
+    def claim(self, limit: int, lease_s: float) -> list[QueueItem]:
+        """Take up to `limit` waiting items for delivery (oldest first), leased so no other worker sends them.
+
+        The attempt is counted before sending: an item with attempts > 1 may already be in Label Studio.
+        """
+        now = time.time()
+        with self._tx() as db:
+            rows = db.execute(
+                """SELECT ticket_id, payload, model_version, priority, score, attempts FROM queue
+                   WHERE state = 'waiting' AND (claimed_until IS NULL OR claimed_until < ?)
+                   ORDER BY enqueued_at, rowid LIMIT ?""",
+                (now, limit),
+            ).fetchall()
+            db.executemany(
+                "UPDATE queue SET attempts = attempts + 1, claimed_until = ? WHERE ticket_id = ?",
+                [(now + lease_s, r[0]) for r in rows],
+            )
+        return [QueueItem(r[0], r[1], r[2], r[3], r[4], r[5] + 1) for r in rows]
+
+    def mark_sent(self, task_ids: Mapping[str, int]) -> None:
+        """Record delivered items with their task ids."""
+        now = time.time()
+        with self._tx() as db:
+            db.executemany(
+                """UPDATE queue SET state = 'sent', task_id = ?, sent_at = ?, claimed_until = NULL,
+                   last_error = NULL WHERE ticket_id = ?""",
+                [(task, now, ticket) for ticket, task in task_ids.items()],
+            )
+
+    def reject(self, ticket_id: str, error: str) -> None:
+        """Park an item Label Studio refuses (it stays visible in status with the reason; never retried)."""
+        with self._tx() as db:
+            db.execute("UPDATE queue SET state = 'rejected', claimed_until = NULL, last_error = ? "
+                       "WHERE ticket_id = ? AND state = 'waiting'", (error[:1000], ticket_id))
+
+    def release(self, ticket_ids: Sequence[str], error: str) -> None:
+        """Give claimed items back to the queue after a failed delivery."""
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE queue SET claimed_until = NULL, last_error = ? WHERE ticket_id = ? AND state = 'waiting'",
+                [(error[:1000], t) for t in ticket_ids],
+            )
+
+    def prediction_updates(self, limit: int) -> list[QueueItem]:
+        """Sent items re-scored by another model version, whose new prediction is still to be attached."""
+        rows = self._conn().execute(
+            """SELECT ticket_id, payload, model_version, priority, score, attempts, task_id FROM queue
+               WHERE state = 'sent' AND prediction_dirty = 1 LIMIT ?""",
+            (limit,),
+        ).fetchall()
+        return [QueueItem(*r) for r in rows]
+
+    def clear_prediction_update(self, ticket_id: str, payload: str) -> None:
+        """Mark a re-sent prediction delivered (unless the ticket was re-scored again meanwhile)."""
+        with self._tx() as db:
+            db.execute("UPDATE queue SET prediction_dirty = 0 WHERE ticket_id = ? AND payload = ?",
+                       (ticket_id, payload))
+
+    def queued(self, ticket_id: str) -> QueueItem | None:
+        """The queue row of a ticket, if any."""
+        r = self._conn().execute(
+            "SELECT ticket_id, payload, model_version, priority, score, attempts, task_id FROM queue "
+            "WHERE ticket_id = ?", (ticket_id,)).fetchone()
+        return QueueItem(*r) if r else None
+
+    def waiting_model_versions(self) -> list[str]:
+        """Model versions of items still waiting, most recently enqueued first."""
+        rows = self._conn().execute(
+            "SELECT model_version, MAX(updated_at) m FROM queue WHERE state = 'waiting' "
+            "GROUP BY model_version ORDER BY m DESC").fetchall()
+        return [r[0] for r in rows]
+
+    # ------------------------------------------------------------------------------------------ labels
+
+    def record_annotation(self, rec: AnnotationRecord) -> str:
+        """Insert or replace an annotation: 'created', 'updated', 'unchanged', or 'kept' (ours is newer, or it
+        was deleted)."""
+        now = time.time()
+        with self._tx() as db:
+            old = db.execute("SELECT updated_at, deleted, result FROM annotations WHERE annotation_id = ?",
+                             (rec.annotation_id,)).fetchone()
+            if old is not None and (old[1] or old[0] > rec.updated_at):
+                return "kept"
+            if old is not None and old[0] == rec.updated_at and json.loads(old[2]) == json.loads(rec.result):
+                return "unchanged"
+            db.execute(
+                """INSERT OR REPLACE INTO annotations (annotation_id, task_id, ticket_id, text, annotator,
+                   categories, severity, rationale, result, was_cancelled, created_at, updated_at, model_version,
+                   policy_version, deleted, via, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,?,?)""",
+                (rec.annotation_id, rec.task_id, rec.ticket_id, rec.text, rec.annotator,
+                 json.dumps(list(rec.categories)), rec.severity, rec.rationale, rec.result,
+                 int(rec.was_cancelled), rec.created_at, rec.updated_at, rec.model_version, rec.policy_version,
+                 rec.via, now),
+            )
+        return "created" if old is None else "updated"
+
+    def retract(self, annotation_ids: Sequence[int], via: str) -> int:
+        """Mark annotations deleted (a tombstone for unknown ids, so a late event cannot bring them back)."""
+        now = time.time()
+        with self._tx() as db:
+            before = db.total_changes
+            for aid in annotation_ids:
+                db.execute(
+                    """INSERT INTO annotations (annotation_id, deleted, via, recorded_at) VALUES (?, 1, ?, ?)
+                       ON CONFLICT (annotation_id) DO UPDATE SET deleted = 1, via = excluded.via,
+                       recorded_at = excluded.recorded_at WHERE annotations.deleted = 0""",
+                    (int(aid), via, now),
+                )
+            return db.total_changes - before
+
+    def live_annotation_ids(self, task_ids: Sequence[int]) -> set[int]:
+        """Ids of stored, not deleted annotations on these tasks."""
+        out: set[int] = set()
+        for chunk in _chunks(list(task_ids), 500):
+            out.update(r[0] for r in self._conn().execute(
+                f"SELECT annotation_id FROM annotations WHERE deleted = 0 AND task_id IN ({_marks(chunk)})", chunk))
+        return out
+
+    def annotations(self, include_deleted: bool = False) -> list[AnnotationRecord]:
+        """Stored annotations, oldest first."""
+        where = "" if include_deleted else "WHERE deleted = 0"
+        rows = self._conn().execute(
+            f"""SELECT annotation_id, task_id, ticket_id, text, annotator, categories, severity, rationale, result,
+                created_at, updated_at, model_version, policy_version, was_cancelled, deleted, via
+                FROM annotations {where} ORDER BY updated_at, annotation_id""").fetchall()
+        return [
+            AnnotationRecord(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[6], r[7], r[8], r[9], r[10],
+                             r[11], r[12], bool(r[13]), bool(r[14]), r[15])
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------------------------------------ status
+
+    def counts(self) -> dict[str, int]:
+        """Queue and label counts: waiting, sent, failed attempts, annotations, deleted, labelled tasks."""
+        db = self._conn()
+        q = dict(db.execute("SELECT state, COUNT(*) FROM queue GROUP BY state").fetchall())
+        retried = db.execute("SELECT COUNT(*) FROM queue WHERE state = 'waiting' AND attempts > 0").fetchone()[0]
+        dirty = db.execute("SELECT COUNT(*) FROM queue WHERE prediction_dirty = 1").fetchone()[0]
+        live, deleted, tasks, annotators = db.execute(
+            """SELECT SUM(deleted = 0 AND was_cancelled = 0), SUM(deleted = 1),
+                      COUNT(DISTINCT CASE WHEN deleted = 0 AND was_cancelled = 0 THEN task_id END),
+                      COUNT(DISTINCT CASE WHEN deleted = 0 AND was_cancelled = 0 THEN annotator END)
+               FROM annotations""").fetchone()
+        return {
+            "waiting": int(q.get("waiting", 0)),
+            "sent": int(q.get("sent", 0)),
+            "rejected": int(q.get("rejected", 0)),
+            "waiting_retried": int(retried),
+            "prediction_updates": int(dirty),
+            "annotations": int(live or 0),
+            "annotations_deleted": int(deleted or 0),
+            "labelled_tasks": int(tasks or 0),
+            "annotators": int(annotators or 0),
+        }
+
+    def last_error(self) -> str | None:
+        """The most recent delivery error of a waiting item."""
+        r = self._conn().execute(
+            "SELECT last_error FROM queue WHERE state = 'waiting' AND last_error IS NOT NULL "
+            "ORDER BY updated_at DESC LIMIT 1").fetchone()
+        return r[0] if r else None
+
+    def get_meta(self, key: str) -> str | None:
+        """A stored setting (e.g. the Label Studio project id)."""
+        r = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return r[0] if r else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a setting."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ",".join("?" * len(values))
+
+
+def _chunks(values: list, size: int) -> Iterator[list]:
+    for i in range(0, len(values), size):
+        yield values[i:i + size]

@@ -1,0 +1,165 @@
+"""`triage review ...`: push tickets to the Label Studio review queue, sync labels back, show the queue."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from triage.data.schema import Example
+from triage.errors import ReviewBackendUnavailable, TriageError
+from triage.review.service import ReviewService, build_review_service, report_dict
+from triage.settings import get_settings
+
+review_app = typer.Typer(help="Expert review in Label Studio: push, sync, status, export.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _service() -> ReviewService:
+    import logging
+
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        svc = build_review_service(settings, settings.load_policy())
+    except TriageError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    if svc is None:
+        console.print("[red]error:[/red] review is disabled (TRIAGE_LABELSTUDIO__ENABLED=false)")
+        raise typer.Exit(2)
+    return svc
+
+
+def _deliver(svc: ReviewService) -> None:
+    try:
+        report = svc.sync_now()
+    except ReviewBackendUnavailable as err:
+        waiting = svc.outbox.counts()["waiting"]
+        console.print(f"[yellow]Label Studio unavailable[/yellow] ({err}); {waiting} item(s) wait in "
+                      f"{svc.outbox.path} and will be delivered by the next sync")
+        raise typer.Exit(1) from err
+    except TriageError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    console.print("delivered: " + json.dumps(report_dict(report)))
+
+
+@review_app.command()
+def push(
+    file: Annotated[Path | None, typer.Argument(help="CSV/JSONL of tickets to score first (`text`, optional `id`); "
+                                                     "without it, only the outbox is delivered", exists=True,
+                                                dir_okay=False)] = None,
+    alias: Annotated[str, typer.Option(help="registry alias of the model that scores the file")] = "champion",
+    batch_size: Annotated[int, typer.Option(min=1, max=256)] = 64,
+) -> None:
+    """Score a file with the registered model, queue the tickets routed to review, and deliver the queue."""
+    svc = _service()
+    if file is not None:
+        from triage.adapters import mlflow_registry as registry
+        from triage.data.imports import read_tickets_file
+        from triage.scorer import Scorer, TicketLimits
+        from triage.tickets import Ticket
+
+        settings = get_settings()
+        try:
+            rows = read_tickets_file(file)
+            loaded = registry.load_model(settings, alias)
+        except TriageError as err:
+            console.print(f"[red]error:[/red] {err}")
+            raise typer.Exit(2) from err
+        scorer = Scorer(loaded.classifier, svc.policy,
+                        TicketLimits(max_tickets=batch_size, max_text_chars=settings.serving.max_text_chars))
+        tickets = [Ticket(i, t, m) for i, t, m in rows]
+        queued = review = 0
+        for start in range(0, len(tickets), batch_size):
+            try:
+                scored = scorer.score(tickets[start:start + batch_size])
+            except TriageError as err:
+                console.print(f"[red]error:[/red] {err}")
+                raise typer.Exit(2) from err
+            review += sum(s.decision.route == "review" for s in scored)
+            queued += svc.enqueue(scored, loaded.name, loaded.version)
+        console.print(f"scored {len(tickets)} tickets with {loaded.name} v{loaded.version}: {review} need review, "
+                      f"{queued} newly queued")
+    _deliver(svc)
+
+
+@review_app.command()
+def sync(
+    pull: Annotated[bool, typer.Option(help="also fetch every annotation (safety net for missed webhooks)")] = True,
+) -> None:
+    """Deliver waiting items, then pull annotations from Label Studio into the label store."""
+    svc = _service()
+    _deliver(svc)
+    if pull:
+        try:
+            report = svc.pull()
+        except TriageError as err:
+            console.print(f"[red]error:[/red] {err}")
+            raise typer.Exit(1) from err
+        console.print("pulled: " + json.dumps(report_dict(report)))
+
+
+@review_app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """Counts: waiting, sent, labelled; reviewer agreement; last sync error."""
+    svc = _service()
+    st = svc.status()
+    if as_json:
+        typer.echo(json.dumps(st, indent=2, default=str))
+        return
+    table = Table(title=f"review queue ({svc.outbox.path})")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for key in ("waiting", "waiting_retried", "sent", "rejected", "prediction_updates", "annotations",
+                "annotations_deleted", "labelled_tasks", "annotators", "project_id", "model_version",
+                "policy_version", "last_error"):
+        table.add_row(key, str(st[key]))
+    ag = st["agreement"]
+    table.add_row("agreement: shared tasks", str(ag["tasks"]))
+    table.add_row("agreement: exact match", str(ag["exact_match"]))
+    table.add_row("agreement: severity alpha", str(ag["severity_alpha"]))
+    Console().print(table)
+
+
+@review_app.command()
+def export(
+    out: Annotated[Path, typer.Argument(help="JSONL file of labelled examples (training-data format)")],
+) -> None:
+    """Write the reviewed tasks as labelled examples (one per task, majority of reviewers)."""
+    svc = _service()
+    n = write_examples(svc.examples(), out)
+    console.print(f"wrote {n} labelled examples to {out}")
+
+
+def write_examples(examples: Sequence[Example], out: Path) -> int:
+    """Labelled examples as JSONL in the labelled-file format `triage.data.imports.read_labelled_file` reads."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as fh:
+        for ex in examples:
+            cats = [c for c, y in ex.labels.items() if y]
+            fh.write(json.dumps({**dict(ex.meta), "text": ex.text, "categories": cats, "severity": ex.severity,
+                                 "source": ex.source, "language": ex.language}, ensure_ascii=False) + "\n")
+    return len(examples)
+
+
+@review_app.command("connect-ml")
+def connect_ml(
+    url: Annotated[str | None, typer.Option(help="this API's /ml URL as Label Studio reaches it")] = None,
+) -> None:
+    """Connect the serving API's ML backend to the review project (hand-imported tasks get predictions)."""
+    svc = _service()
+    try:
+        ml_id = svc.connect_ml_backend(url)
+    except TriageError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(1) from err
+    console.print(f"ML backend {ml_id} connected to project {svc.outbox.get_meta('project_id')}")
