@@ -12,10 +12,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Tests that want Label Studio turn the review queue on explicitly; elsewhere it would retry 127.0.0.1:8089.
 os.environ["TRIAGE_LABELSTUDIO__ENABLED"] = "false"
 
-from triage.data.sources import load_examples  # noqa: E402
-from triage.models.base import Classifier, LoadedModel  # noqa: E402
-from triage.settings import Settings  # noqa: E402
-from triage.taxonomy import Policy, load_policy  # noqa: E402
+from triage.data.sources import load_examples
+from triage.models.base import Classifier, LoadedModel
+from triage.settings import Settings
+from triage.taxonomy import Policy, load_policy
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +28,6 @@ def policy() -> Policy:
 def tiny_classifier(policy: Policy) -> Classifier:
     """A real baseline fitted in about a second on the example tickets the package ships."""
     from training.baseline import BaselineParams, fit
-
     from triage.data.splits import split_examples
 
     splits = split_examples(load_examples())

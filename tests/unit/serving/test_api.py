@@ -120,7 +120,8 @@ def test_duplicate_ids(client: TestClient) -> None:
 
 
 def test_malformed_json(client: TestClient) -> None:
-    r = client.post("/v1/score", content=b'{"tickets": [{"id": "A", "text": ', headers={"content-type": "application/json"})
+    r = client.post("/v1/score", content=b'{"tickets": [{"id": "A", "text": ',
+                    headers={"content-type": "application/json"})
     _assert_error(r, 422, "malformed_json", "not valid JSON")
 
 
