@@ -108,13 +108,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_prod(self) -> Settings:
-        if self.env == "prod":
+        if self.env == "prod" and self.labelstudio.enabled:
             for field_name, secret in (
                 ("labelstudio.api_token", self.labelstudio.api_token),
                 ("labelstudio.webhook_secret", self.labelstudio.webhook_secret),
             ):
                 if secret.get_secret_value().lower() in _PLACEHOLDERS:
-                    raise ValueError(f"{field_name} is a placeholder; set a real secret when TRIAGE_ENV=prod")
+                    raise ValueError(f"{field_name} is a placeholder; set a real secret when TRIAGE_ENV=prod "
+                                     "(or TRIAGE_LABELSTUDIO__ENABLED=false)")
         return self
 
     @property
