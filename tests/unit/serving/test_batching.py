@@ -1,0 +1,87 @@
+"""Micro-batching groups concurrent requests into one model call; the reloader swaps models safely."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from serving.batching import MicroBatcher
+from serving.model_source import Reloader
+from serving.state import ModelSlot
+from triage.models.base import LoadedModel, ModelCard, Prediction
+from triage.scorer import TicketLimits
+from triage.taxonomy import Policy
+from triage.tickets import Ticket
+
+
+class CountingClassifier:
+    """Spam probability = text length / 100; counts model calls and their sizes."""
+
+    def __init__(self, delay_s: float = 0.01) -> None:
+        self.card = ModelCard("fake", ["spam"], ["none", "low", "medium", "high", "critical"], "default", "1", "x")
+        self.calls: list[int] = []
+        self.delay_s = delay_s
+        self.lock = threading.Lock()
+
+    def predict(self, texts: Sequence[str]) -> Prediction:
+        with self.lock:
+            self.calls.append(len(texts))
+        time.sleep(self.delay_s)
+        cats = np.array([[min(len(t) / 100, 1.0)] for t in texts])
+        sev = np.tile([1.0, 0, 0, 0, 0], (len(texts), 1))
+        return Prediction(cats, sev)
+
+    def save(self, directory: Path) -> None:
+        self.card.write(directory)
+
+
+def test_concurrent_jobs_share_model_calls_and_keep_their_results(policy: Policy) -> None:
+    clf = CountingClassifier()
+    slot = ModelSlot()
+    slot.install(LoadedModel(clf, "m", "1", "champion", None, {}), policy, TicketLimits())
+
+    async def run() -> list[list[float]]:
+        batcher = MicroBatcher(slot, max_items=16, max_wait_ms=20)
+        batcher.start()
+        try:
+            jobs = [batcher.score([Ticket(f"t{i}", "x" * i)]) for i in range(1, 41)]
+            results = await asyncio.gather(*jobs)
+        finally:
+            await batcher.stop()
+        return [[s.scores.categories["spam"] for s in scored] for _, scored in results]
+
+    out = asyncio.run(run())
+    assert out == [[round(i / 100, 6)] for i in range(1, 41)]
+    assert sum(clf.calls) == 40
+    assert len(clf.calls) < 40 and max(clf.calls) <= 16
+
+
+class FlakySource:
+    def __init__(self, policy: Policy) -> None:
+        self.version = "1"
+        self.fail = False
+
+    def current_version(self) -> str | None:
+        return self.version
+
+    def load(self) -> LoadedModel:
+        if self.fail:
+            raise RuntimeError("artifact download failed")
+        return LoadedModel(CountingClassifier(0), "m", self.version, "champion", None, {})
+
+
+def test_reloader_swaps_on_a_new_version_and_keeps_serving_on_failure(policy: Policy) -> None:
+    source, slot = FlakySource(policy), ModelSlot()
+    reloader = Reloader(source, slot, policy, TicketLimits(), interval_s=0)
+    assert reloader.load_now() and slot.current is not None and slot.current.loaded.version == "1"
+    assert not reloader.load_now()  # same version: nothing to do
+    source.version, source.fail = "2", True
+    assert not reloader.load_now()
+    assert slot.current.loaded.version == "1" and "artifact download failed" in slot.last_error
+    source.fail = False
+    assert reloader.load_now() and slot.current.loaded.version == "2" and slot.last_error == ""
