@@ -15,8 +15,7 @@ from sklearn.pipeline import FeatureUnion
 
 from triage.calibration import (
     SigmoidCalibration,
-    best_f1_threshold,
-    choose_threshold,
+    decision_thresholds,
     fit_ordinal_temperature,
     fit_sigmoid_temperature,
 )
@@ -146,24 +145,17 @@ def fit(
                                               policy_name=policy.name, policy_version=policy.version,
                                               policy_digest=policy.digest))
     pv = classifier.predict([ex.text for ex in validation]).categories
-    # Decision thresholds maximise validation F1; the stricter target-precision points are kept for routing.
-    classifier.card.thresholds = {
-        name: round(best_f1_threshold(yv[:, j], pv[:, j]) if np.nansum(yv[:, j]) >= params.min_positives
-                    else policy.category(name).threshold, 6)
-        for j, name in enumerate(names)
-    }
-    choices = {
-        name: choose_threshold(yv[:, j], pv[:, j], policy.category(name).target_precision,
-                               default=policy.category(name).threshold)
-        for j, name in enumerate(names)
-    }
+    classifier.card.thresholds, points = decision_thresholds(
+        yv, pv, names, {c: policy.category(c).target_precision for c in names},
+        {c: policy.category(c).threshold for c in names}, params.min_positives,
+    )
     classifier.card.extra = {
         "train_seconds": round(time.perf_counter() - started, 2),
         "train_examples": len(train),
         "features": int(x.shape[1]),
         "validation_ece_before": expected_calibration_error(yv, uncalibrated),
         "validation_ece_after": expected_calibration_error(yv, pv),
-        "precision_thresholds": {name: c.to_dict() for name, c in choices.items()},
+        "precision_thresholds": points,
     }
     log.info("baseline fitted on %d examples in %.1fs", len(train), classifier.card.extra["train_seconds"])
     return classifier

@@ -37,11 +37,13 @@ class TrainResult:
 
 
 def load_training_data(settings: Settings) -> tuple[list[Example], str]:
-    """All shared datasets when they are present, else the small example set the package ships."""
+    """All shared datasets plus the shipped example tickets; only the examples when the datasets are absent."""
     from triage.data import sources
 
     if settings.datasets_dir and Path(settings.datasets_dir).is_dir():
-        return sources.load_all(Path(settings.datasets_dir)), str(settings.datasets_dir)
+        # The shipped tickets are ours and cover what no public set does (IP infringement, privacy).
+        data = [*sources.load_all(Path(settings.datasets_dir)), *sources.load_examples()]
+        return data, f"{settings.datasets_dir} + shipped example tickets"
     log.warning("no datasets directory found; training on the shipped example tickets")
     return sources.load_examples(), "shipped example tickets"
 

@@ -271,3 +271,28 @@ def reliability_bins(labels: np.ndarray, proba: np.ndarray, bins: int = 15) -> d
         conf.append(float(p[m].mean()) if n else float((edges[b] + edges[b + 1]) / 2))
         freq.append(float(y[m].mean()) if n else None)
     return {"confidence": conf, "frequency": freq, "count": count}
+
+
+def decision_thresholds(
+    labels: np.ndarray,
+    proba: np.ndarray,
+    names: list[str],
+    targets: dict[str, float],
+    defaults: dict[str, float],
+    min_true_positives: int = 5,
+) -> tuple[dict[str, float], dict[str, dict[str, float | str | int]]]:
+    """Per-category decision thresholds (best validation F1) and the target-precision operating points.
+
+    The decision threshold labels a ticket; the stricter target-precision point is what routing may trust
+    without a person. Categories with fewer than `min_true_positives` validation positives keep `defaults`.
+    """
+    thresholds: dict[str, float] = {}
+    points: dict[str, dict[str, float | str | int]] = {}
+    for j, name in enumerate(names):
+        y = labels[:, j]
+        positives = int(np.nansum(y))
+        thresholds[name] = round(best_f1_threshold(y, proba[:, j]) if positives >= min_true_positives
+                                 else defaults[name], 6)
+        points[name] = choose_threshold(y, proba[:, j], targets[name], min_true_positives,
+                                        default=defaults[name]).to_dict()
+    return thresholds, points
