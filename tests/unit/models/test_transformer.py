@@ -111,7 +111,7 @@ def test_fit_trains_a_calibrated_classifier_with_a_complete_card(trained: tuple)
     assert card.extra["steps"] == 3 and card.extra["training_seconds"] > 0
     assert card.extra["max_length"] == 24
     assert {"val_ece_before", "val_ece_after", "val_macro_f1"} <= set(card.metrics)
-    assert set(card.extra["threshold_choice"]) == set(card.categories)
+    assert set(card.extra["precision_thresholds"]) == set(card.categories)
     pred = clf.predict(texts)
     assert pred.categories.shape == (len(texts), len(card.categories))
     assert pred.severity.shape == (len(texts), len(card.severity_levels))
