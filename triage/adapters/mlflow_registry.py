@@ -115,6 +115,11 @@ def log_dict(data: Mapping[str, Any], name: str) -> None:
     mlflow.log_dict(dict(data), name)
 
 
+def log_text(text: str, name: str) -> None:
+    """Log a text artifact (Markdown tables, reports)."""
+    mlflow.log_text(text, name)
+
+
 def log_classifier(classifier: Classifier, sample_texts: list[str]) -> str:
     """Log a classifier as one pyfunc model in the active run; returns its model URI."""
     with tempfile.TemporaryDirectory() as tmp:
