@@ -5,7 +5,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup run test test-unit test-integration lint typecheck check train train-transformer serve evaluate \
-        bench-api labelstudio-up labelstudio-down mlflow-server notebook retrain promote rollback clean
+        bench-api labelstudio-up labelstudio-down mlflow-server notebook demo-review retrain promote rollback clean
 
 setup:                      ## create/refresh the virtual environment
 	@bash scripts/bootstrap.sh
@@ -56,6 +56,9 @@ bench-api: setup            ## 1,000 real tickets through the HTTP API in batche
 
 labelstudio-up:             ## install (first time) and start Label Studio on 127.0.0.1:8089
 	@bash scripts/labelstudio.sh up
+
+demo-review: setup          ## the review loop end to end on real tickets (starts Label Studio if needed)
+	$(BIN)/python scripts/demo_review_loop.py
 
 labelstudio-down:
 	@bash scripts/labelstudio.sh down
