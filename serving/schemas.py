@@ -52,6 +52,10 @@ class ResultOut(BaseModel):
     priority: float = Field(ge=0.0, le=1.0, description="Higher = handle sooner.")
     route: Literal["auto", "review"]
     reasons: list[str]
+    prediction_set: list[str] = Field(
+        default_factory=list, description="Categories asserted within their validated precision guarantee.")
+    expected_precision: dict[str, float] = Field(
+        default_factory=dict, description="Validation precision at each asserted category's operating point.")
 
 
 class ScoreResponse(BaseModel):

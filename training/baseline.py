@@ -19,6 +19,7 @@ from triage.calibration import (
     fit_ordinal_temperature,
     fit_sigmoid_temperature,
 )
+from triage.conformal import fit_operating_points
 from triage.data.schema import Example, label_matrix, severity_vector
 from triage.metrics import expected_calibration_error
 from triage.models.base import ModelCard
@@ -156,6 +157,7 @@ def fit(
         "validation_ece_before": expected_calibration_error(yv, uncalibrated),
         "validation_ece_after": expected_calibration_error(yv, pv),
         "precision_thresholds": points,
+        "operating_points": {n: pt.to_dict() for n, pt in fit_operating_points(yv, pv, names, policy).items()},
     }
     log.info("baseline fitted on %d examples in %.1fs", len(train), classifier.card.extra["train_seconds"])
     return classifier

@@ -26,6 +26,7 @@ from triage.calibration import (
     ordinal_probabilities,
     reliability_bins,
 )
+from triage.conformal import fit_operating_points
 from triage.data.schema import Example, label_matrix, severity_vector
 from triage.data.splits import data_hash
 from triage.metrics import category_report, expected_calibration_error, summary
@@ -504,6 +505,8 @@ def fit(
             "total_fit_seconds": round(time.perf_counter() - started, 1),
             "examples_per_second": round(step * params.batch_size / max(train_seconds, 1e-9), 1),
             "precision_thresholds": choices,
+            "operating_points": {n: pt.to_dict()
+                                 for n, pt in fit_operating_points(val_y, cal_p, list(categories), policy).items()},
             "calibration_method": methods,
             "reliability": {
                 "before": reliability_bins(val_y, raw_p),

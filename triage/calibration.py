@@ -166,7 +166,7 @@ class ThresholdChoice:
         return asdict(self)
 
 
-def _operating_points(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def operating_points(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Candidate thresholds (distinct scores, descending) with true and false positives at score >= t."""
     order = np.argsort(-p, kind="mergesort")
     ps, ys = p[order], y[order]
@@ -187,10 +187,10 @@ def threshold_for_precision(
     """
     if not 0.0 < target_precision <= 1.0:
         raise ValueError(f"target_precision must be in (0, 1], got {target_precision}")
-    y, p = _clean(labels, proba)
+    y, p = known_pairs(labels, proba)
     if y.sum() == 0:
         return None
-    thresholds, tp, fp = _operating_points(y, p)
+    thresholds, tp, fp = operating_points(y, p)
     ok = (tp / np.maximum(tp + fp, 1) >= target_precision) & (tp >= min_true_positives)
     if not ok.any():
         return None
@@ -199,15 +199,16 @@ def threshold_for_precision(
 
 def best_f1_threshold(labels: np.ndarray, proba: np.ndarray) -> float:
     """Threshold with the highest F1 on the given labels (0.5 when there are no positives)."""
-    y, p = _clean(labels, proba)
+    y, p = known_pairs(labels, proba)
     if y.sum() == 0:
         return 0.5
-    thresholds, tp, fp = _operating_points(y, p)
+    thresholds, tp, fp = operating_points(y, p)
     f1 = 2 * tp / (tp + fp + y.sum())
     return float(thresholds[int(np.argmax(f1))])
 
 
-def _clean(labels: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def known_pairs(labels: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flattened labels and probabilities where the label is known (NaN = unknown dropped)."""
     y = np.asarray(labels, dtype=np.float64).ravel()
     p = np.asarray(proba, dtype=np.float64).ravel()
     if y.shape != p.shape:
@@ -232,7 +233,7 @@ def choose_threshold(
     default: float = 0.5,
 ) -> ThresholdChoice:
     """Threshold meeting the target precision; else the best-F1 threshold; else `default` (no positives)."""
-    y, p = _clean(labels, proba)
+    y, p = known_pairs(labels, proba)
     positives = int(y.sum())
     t = threshold_for_precision(y, p, target_precision, min_true_positives)
     method: Literal["target_precision", "best_f1", "default"]

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import beta
 
-from triage.calibration import _clean, _operating_points
+from triage.calibration import known_pairs, operating_points
 from triage.routing import decide
 from triage.taxonomy import Policy
 from triage.tickets import Decision, Scores
@@ -91,10 +91,10 @@ def precision_threshold(
     """
     if not 0.0 < target_precision <= 1.0:
         raise ValueError(f"target_precision must be in (0, 1], got {target_precision}")
-    y, p = _clean(labels, proba)
+    y, p = known_pairs(labels, proba)
     if len(y) == 0 or y.sum() == 0:
         return None
-    thresholds, tp, fp = _operating_points(y, p)
+    thresholds, tp, fp = operating_points(y, p)
     lower = clopper_pearson_lower(tp, tp + fp, delta)
     ok = (lower >= target_precision) & (tp >= min_true_positives)
     if not ok.any():
@@ -104,10 +104,10 @@ def precision_threshold(
 
 def best_precision_bound(labels: np.ndarray, proba: np.ndarray, delta: float = DEFAULT_DELTA) -> float | None:
     """The highest precision lower bound any threshold reaches: the strictest target validation could certify."""
-    y, p = _clean(labels, proba)
+    y, p = known_pairs(labels, proba)
     if len(y) == 0 or y.sum() == 0:
         return None
-    _, tp, fp = _operating_points(y, p)
+    _, tp, fp = operating_points(y, p)
     return float(np.max(clopper_pearson_lower(tp, tp + fp, delta)))
 
 
@@ -115,7 +115,7 @@ def expected_precision(labels: np.ndarray, proba: np.ndarray, threshold: float |
     """Precision over known labels with score >= threshold (None when the threshold selects nothing)."""
     if threshold is None:
         return None
-    y, p = _clean(labels, proba)
+    y, p = known_pairs(labels, proba)
     sel = p >= threshold
     if not sel.any():
         return None
@@ -130,7 +130,7 @@ def fit_operating_point(
     delta: float = DEFAULT_DELTA,
 ) -> OperatingPoint:
     """The operating point of one category from its validation labels (NaN = unknown) and calibrated scores."""
-    y, p = _clean(labels, proba)
+    y, p = known_pairs(labels, proba)
     t = precision_threshold(y, p, target_precision, delta)
     positives = int(y.sum())
     best = best_precision_bound(y, p, delta)

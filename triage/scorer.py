@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from triage.conformal import guarded_decision, points_from_card, prediction_set
 from triage.errors import InvalidTicketsError
 from triage.models.base import Classifier, Prediction
 from triage.routing import decide
 from triage.taxonomy import Policy
-from triage.tickets import ScoredTicket, Scores, Ticket
+from triage.tickets import Decision, ScoredTicket, Scores, Ticket
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,16 @@ class Scorer:
         self._cat_names = [card.categories[j] for j in self._cat_idx]
         self._sev_names = list(card.severity_levels)
         self._thresholds = {k: v for k, v in card.thresholds.items() if k in known}
+        self._points = {k: v for k, v in points_from_card(card.extra).items() if k in known}
+
+    def decide(self, scores: Scores) -> Decision:
+        """Route one ticket; with operating points on the card, auto only inside the precision guarantee."""
+        if not self._points:
+            return decide(scores, self.policy, self._thresholds)
+        decision = guarded_decision(scores, self.policy, self._points, self._thresholds)
+        chosen = prediction_set(scores.categories, self._points, self._thresholds)
+        promised = {c: p.expected_precision for c in chosen if (p := self._points[c]).expected_precision is not None}
+        return replace(decision, prediction_set=chosen, expected_precision=promised)
 
     def to_scores(self, prediction: Prediction) -> list[Scores]:
         """Wrap a prediction matrix as one Scores per row, names from the model card."""
@@ -73,6 +84,6 @@ class Scorer:
             validate_tickets(tickets, self.limits)
         prediction = self.classifier.predict([t.text for t in tickets])
         return [
-            ScoredTicket(ticket=t, scores=s, decision=decide(s, self.policy, self._thresholds))
+            ScoredTicket(ticket=t, scores=s, decision=self.decide(s))
             for t, s in zip(tickets, self.to_scores(prediction), strict=True)
         ]

@@ -37,6 +37,9 @@ class Decision:
     route: Route
     reasons: tuple[str, ...]
     confidence: float
+    # Categories asserted with a validated precision guarantee, and the precision promised at each.
+    prediction_set: tuple[str, ...] = ()
+    expected_precision: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

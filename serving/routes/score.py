@@ -33,6 +33,8 @@ def to_result(item: ScoredTicket) -> ResultOut:
         priority=d.priority,
         route=d.route,
         reasons=list(d.reasons),
+        prediction_set=list(d.prediction_set),
+        expected_precision=dict(d.expected_precision),
     )
 
 

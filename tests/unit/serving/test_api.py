@@ -47,7 +47,12 @@ def test_score_contract(client: TestClient) -> None:
     assert body["model"] == {"name": "triage", "version": "1"}
     assert [x["id"] for x in body["results"]] == ["T-0", "T-1", "T-2"]
     for result in body["results"]:
-        assert set(result) == {"id", "categories", "category", "severity", "priority", "route", "reasons"}
+        assert set(result) == {"id", "categories", "category", "severity", "priority", "route", "reasons",
+                               "prediction_set", "expected_precision"}
+        assert set(result["prediction_set"]) <= set(result["categories"])
+        assert set(result["expected_precision"]) == set(result["prediction_set"])
+        if result["route"] == "auto" and result["category"] != "none":
+            assert result["category"] in result["prediction_set"]
         assert all(0.0 <= p <= 1.0 for p in result["categories"].values())
         assert result["category"] in [*result["categories"], "none"]
         assert set(result["severity"]["scores"]) == {"none", "low", "medium", "high", "critical"}
