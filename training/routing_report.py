@@ -158,7 +158,13 @@ def markdown(rows: list[dict[str, Any]], overall: Mapping[str, Any]) -> str:
             f"{r['category']} achieved {_f(r['achieved_precision'])} against {_f(r['target'])} "
             f"({100 * r['gap']:+.1f} pts)" for r in misses) + ".")
     else:
-        lines.append("Every category with enough test support meets its target.")
+        lines.append("Every category with an operating point and enough test support meets its target.")
+    uncertified = [r for r in rows if r["threshold"] is None]
+    if uncertified:
+        lines.append("")
+        listed = "; ".join(f"{r['category']} (target {_f(r['target'])}, {r['status'].split(': ', 1)[1].split(' (')[0]})"
+                           for r in uncertified)
+        lines.append(f"Not certified on validation, so every positive of these goes to review: {listed}.")
     return "\n".join(lines)
 
 

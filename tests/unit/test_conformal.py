@@ -49,7 +49,8 @@ def test_threshold_is_the_lowest_score_whose_lower_bound_meets_the_target() -> N
     assert precision_threshold(LABELS, SCORES, 0.90, delta=0.1) is None
     # A looser target lets the first negatives in: 20/22 has a bound above 0.75.
     assert clopper_pearson_lower(20, 22, 0.1) >= 0.75
-    assert precision_threshold(LABELS, SCORES, 0.75, delta=0.1) < 0.80
+    looser = precision_threshold(LABELS, SCORES, 0.75, delta=0.1)
+    assert looser is not None and looser < 0.80
 
 
 def test_unknown_labels_are_ignored_not_negative() -> None:
