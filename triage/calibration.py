@@ -10,6 +10,7 @@ A positive temperature is a monotone map, so it never changes the ranking of the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -95,8 +96,9 @@ def softmax_probabilities(logits: np.ndarray, temperature: float = 1.0) -> np.nd
     return np.asarray(softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=-1))
 
 
-def fit_softmax_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Temperature minimising the NLL of single-label softmax logits; labels < 0 (unknown) are ignored."""
+def _fit_temperature(logits: np.ndarray, labels: np.ndarray,
+                     level_log_probs: Callable[[np.ndarray, float], np.ndarray]) -> float:
+    """Temperature minimising the NLL of single-label outputs; labels < 0 (unknown) are ignored."""
     z = np.asarray(logits, dtype=np.float64)
     y = np.asarray(labels, dtype=np.int64)
     known = y >= 0
@@ -107,11 +109,16 @@ def fit_softmax_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     from scipy.optimize import minimize
 
     def nll(params: np.ndarray) -> float:
-        lp = log_softmax(z / np.exp(params[0]), axis=1)
+        lp = level_log_probs(z, float(np.exp(params[0])))
         return float(-np.mean(lp[np.arange(len(y)), y]))
 
     res = minimize(nll, x0=np.zeros(1), method="L-BFGS-B", bounds=[_LOG_T_BOUNDS])
     return float(np.exp(res.x[0]))
+
+
+def fit_softmax_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature minimising the NLL of single-label softmax logits; labels < 0 (unknown) are ignored."""
+    return _fit_temperature(logits, labels, lambda z, t: np.asarray(log_softmax(z / t, axis=1)))
 
 
 def ordinal_probabilities(cumulative_logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -133,21 +140,8 @@ def ordinal_probabilities(cumulative_logits: np.ndarray, temperature: float = 1.
 
 def fit_ordinal_temperature(cumulative_logits: np.ndarray, labels: np.ndarray) -> float:
     """Temperature minimising the NLL of ordinal level probabilities; labels < 0 (unknown) are ignored."""
-    z = np.asarray(cumulative_logits, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.int64)
-    known = y >= 0
-    z, y = z[known], y[known]
-    if len(y) == 0:
-        return 1.0
-
-    from scipy.optimize import minimize
-
-    def nll(params: np.ndarray) -> float:
-        p = ordinal_probabilities(z, float(np.exp(params[0])))
-        return float(-np.mean(np.log(np.maximum(p[np.arange(len(y)), y], _EPS))))
-
-    res = minimize(nll, x0=np.zeros(1), method="L-BFGS-B", bounds=[_LOG_T_BOUNDS])
-    return float(np.exp(res.x[0]))
+    return _fit_temperature(cumulative_logits, labels,
+                            lambda z, t: np.log(np.maximum(ordinal_probabilities(z, t), _EPS)))
 
 
 @dataclass(frozen=True)
