@@ -5,19 +5,21 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from triage.audit import AuditItem
 from triage.data.schema import Example
 from triage.errors import ReviewBackendUnavailable, TriageError
 from triage.review.service import ReviewService, build_review_service, report_dict
 from triage.settings import get_settings
 
-review_app = typer.Typer(help="Expert review in Label Studio: push, sync, status, export.", no_args_is_help=True)
+review_app = typer.Typer(help="Expert review in Label Studio: push, sync, status, export, audit.", no_args_is_help=True)
 console = Console(stderr=True)
 
 
@@ -163,3 +165,60 @@ def connect_ml(
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(1) from err
     console.print(f"ML backend {ml_id} connected to project {svc.outbox.get_meta('project_id')}")
+
+
+@review_app.command()
+def audit(
+    out: Annotated[Path | None, typer.Option("--out", help="also write the audit queue as JSONL",
+                                             dir_okay=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON lines instead of a table")] = False,
+    alias: Annotated[str, typer.Option(help="registry alias of the model that audits the labels")] = "champion",
+    limit: Annotated[int | None, typer.Option(min=1, help="at most this many items")] = None,
+    min_per_class: Annotated[int, typer.Option(min=1, help="labelled rows of each class a category needs before "
+                                                           "its labels are audited")] = 5,
+) -> None:
+    """Second review queue: expert labels the model confidently contradicts and tasks reviewers disagree on."""
+    svc = _service()
+    from triage.adapters import mlflow_registry as registry
+
+    try:
+        loaded = registry.load_model(get_settings(), alias)
+        items = svc.audit_items(loaded.classifier, limit=limit, min_per_class=min_per_class)
+    except TriageError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    examples = svc.examples()
+    by_id = {ex.meta.get("ticket_id") or f"task-{ex.meta.get('task_id', '')}": ex for ex in examples}
+    older = sum((ex.meta.get("model_version") or "") != loaded.version for ex in examples)
+    console.print(f"audited {len(examples)} labelled tasks with {loaded.name} v{loaded.version}: {len(items)} to "
+                  "look at")
+    if older:
+        console.print(f"[yellow]note:[/yellow] {older} of them were labelled on another model version's tasks; if "
+                      "that version's labels trained this model, its flags on them are weak (in-sample)")
+    rows = [audit_row(rank, a, by_id.get(a.item_id)) for rank, a in enumerate(items, start=1)]
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        console.print(f"wrote {len(rows)} audit items to {out}")
+    if as_json:
+        for r in rows:
+            typer.echo(json.dumps(r, ensure_ascii=False))
+        return
+    table = Table(title=f"label audit ({svc.outbox.path})")
+    for name, justify in (("#", "right"), ("item", "left"), ("kind", "left"), ("score", "right"),
+                          ("categories", "left"), ("reason", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        table.add_row(str(r["rank"]), r["item_id"], r["kind"], f"{r['score']:.3f}", ", ".join(r["categories"]),
+                      r["reason"])
+    Console().print(table)
+
+
+def audit_row(rank: int, item: AuditItem, example: Example | None) -> dict[str, Any]:
+    """One audit item as a JSON-ready row, with the task's text and its current (majority) label."""
+    row: dict[str, Any] = {"rank": rank, **asdict(item), "categories": list(item.categories)}
+    if example is not None:
+        row.update(task_id=example.meta.get("task_id"), text=example.text,
+                   labelled=sorted(c for c, y in example.labels.items() if y), severity=example.severity)
+    return row

@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS queue (
     updated_at       REAL NOT NULL,
     sent_at          REAL,
     task_id          INTEGER,
-    prediction_dirty INTEGER NOT NULL DEFAULT 0
+    prediction_dirty INTEGER NOT NULL DEFAULT 0,
+    usefulness       REAL
 );
 CREATE INDEX IF NOT EXISTS queue_waiting ON queue (state, enqueued_at);
 CREATE TABLE IF NOT EXISTS annotations (
@@ -52,6 +53,11 @@ CREATE INDEX IF NOT EXISTS annotations_task ON annotations (task_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+# Columns added after the first release: (table, column, SQL type); existing files get them on open.
+_ADDED_COLUMNS = (("queue", "usefulness", "REAL"),)
+# Indexes on added columns, created once the columns exist.
+_ADDED_INDEXES = "CREATE INDEX IF NOT EXISTS queue_useful ON queue (state, usefulness DESC, enqueued_at);"
+
 
 @dataclass(frozen=True)
 class QueueItem:
@@ -64,6 +70,7 @@ class QueueItem:
     score: float
     attempts: int = 0
     task_id: int | None = None
+    usefulness: float | None = None  # the selection strategy's score: higher is delivered first
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,16 @@ class Outbox:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._conn().executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add columns newer than the file (one write transaction, so concurrent openers add them once)."""
+        with self._tx() as db:
+            for table, column, kind in _ADDED_COLUMNS:
+                have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            db.execute(_ADDED_INDEXES)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -152,37 +169,41 @@ class Outbox:
             }
             db.executemany(
                 """
-                INSERT INTO queue (ticket_id, payload, model_version, priority, score, state, enqueued_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, 'waiting', ?, ?)
+                INSERT INTO queue (ticket_id, payload, model_version, priority, score, usefulness, state,
+                                   enqueued_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, 'waiting', ?, ?)
                 ON CONFLICT (ticket_id) DO UPDATE SET
                     payload = excluded.payload, priority = excluded.priority, score = excluded.score,
-                    updated_at = excluded.updated_at,
+                    usefulness = excluded.usefulness, updated_at = excluded.updated_at,
                     prediction_dirty = CASE WHEN queue.state = 'sent' THEN 1 ELSE 0 END,
                     model_version = excluded.model_version
                 WHERE queue.state = 'waiting' OR queue.model_version != excluded.model_version
                 """,
-                [(i.ticket_id, i.payload, i.model_version, i.priority, i.score, now, now) for i in items],
+                [(i.ticket_id, i.payload, i.model_version, i.priority, i.score, i.usefulness, now, now)
+                 for i in items],
             )
         return len(set(ids) - known)
 
     def claim(self, limit: int, lease_s: float) -> list[QueueItem]:
-        """Take up to `limit` waiting items for delivery (oldest first), leased so no other worker sends them.
+        """Take up to `limit` waiting items for delivery, leased so no other worker sends them.
 
+        Most useful first (the selection strategy's score), ties oldest first; rows queued before usefulness
+        existed (NULL, which SQLite sorts last when descending) come after every scored one.
         The attempt is counted before sending: an item with attempts > 1 may already be in Label Studio.
         """
         now = time.time()
         with self._tx() as db:
             rows = db.execute(
-                """SELECT ticket_id, payload, model_version, priority, score, attempts FROM queue
+                """SELECT ticket_id, payload, model_version, priority, score, attempts, usefulness FROM queue
                    WHERE state = 'waiting' AND (claimed_until IS NULL OR claimed_until < ?)
-                   ORDER BY enqueued_at, rowid LIMIT ?""",
+                   ORDER BY usefulness DESC, enqueued_at, rowid LIMIT ?""",
                 (now, limit),
             ).fetchall()
             db.executemany(
                 "UPDATE queue SET attempts = attempts + 1, claimed_until = ? WHERE ticket_id = ?",
                 [(now + lease_s, r[0]) for r in rows],
             )
-        return [QueueItem(r[0], r[1], r[2], r[3], r[4], r[5] + 1) for r in rows]
+        return [QueueItem(r[0], r[1], r[2], r[3], r[4], r[5] + 1, usefulness=r[6]) for r in rows]
 
     def mark_sent(self, task_ids: Mapping[str, int]) -> None:
         """Record delivered items with their task ids."""
@@ -211,7 +232,7 @@ class Outbox:
     def prediction_updates(self, limit: int) -> list[QueueItem]:
         """Sent items re-scored by another model version, whose new prediction is still to be attached."""
         rows = self._conn().execute(
-            """SELECT ticket_id, payload, model_version, priority, score, attempts, task_id FROM queue
+            """SELECT ticket_id, payload, model_version, priority, score, attempts, task_id, usefulness FROM queue
                WHERE state = 'sent' AND prediction_dirty = 1 LIMIT ?""",
             (limit,),
         ).fetchall()
@@ -226,7 +247,7 @@ class Outbox:
     def queued(self, ticket_id: str) -> QueueItem | None:
         """The queue row of a ticket, if any."""
         r = self._conn().execute(
-            "SELECT ticket_id, payload, model_version, priority, score, attempts, task_id FROM queue "
+            "SELECT ticket_id, payload, model_version, priority, score, attempts, task_id, usefulness FROM queue "
             "WHERE ticket_id = ?", (ticket_id,)).fetchone()
         return QueueItem(*r) if r else None
 

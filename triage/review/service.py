@@ -7,10 +7,14 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from triage.data.schema import Example
+import numpy as np
+
+from triage import selection
+from triage.audit import AuditItem, annotator_disagreements, audit_queue, suspected_label_errors
+from triage.data.schema import Example, label_matrix
 from triage.errors import ReviewBackendRejected, ReviewBackendUnavailable, ReviewError, WebhookPayloadError
 from triage.review.agreement import Agreement
 from triage.review.annotations import draft_from_json, draft_to_json, parse_result, task_draft
@@ -22,6 +26,7 @@ from triage.taxonomy import Policy
 from triage.tickets import ScoredTicket
 
 if TYPE_CHECKING:
+    from triage.models.base import Classifier
     from triage.settings import LabelStudioSettings, Settings
 
 logger = logging.getLogger(__name__)
@@ -50,6 +55,44 @@ class PullReport:
     deleted: int = 0
 
 
+def review_strategy(name: str) -> selection.Strategy:
+    """The configured selection strategy for the review push; ReviewError names the known ones.
+
+    A `diverse_*` strategy needs embeddings, which the serving model does not expose: its base strategy is used.
+    """
+    try:
+        strategy = selection.get_strategy(name)
+    except ValueError as err:
+        raise ReviewError(f"TRIAGE_LABELSTUDIO__STRATEGY: {err}") from None
+    if isinstance(strategy, selection.Diverse):
+        logger.warning("selection strategy %r needs embeddings the serving model does not expose; "
+                       "the review queue uses its base strategy %s instead", name, type(strategy.base).__name__)
+        return strategy.base
+    return strategy
+
+
+def usefulness_scores(strategy: selection.Strategy, proba_categories: np.ndarray, proba_severity: np.ndarray,
+                      rng: np.random.Generator | None = None) -> np.ndarray:
+    """(n,) usefulness of labelling each row under `strategy`, higher = more useful; comparable across batches
+    for the score-based strategies, a batch-local rank (1 = first, towards 0 = last) for any other."""
+    if isinstance(strategy, selection.LeastConfidence):
+        return selection.least_confidence(proba_categories)
+    if isinstance(strategy, selection.Margin):
+        return selection.margin(proba_categories)
+    if isinstance(strategy, selection.Entropy):
+        return selection.entropy(proba_categories)
+    if isinstance(strategy, selection.SeverityWeighted):
+        return selection.severity_weighted(proba_categories, proba_severity, strategy.weight)
+    if isinstance(strategy, selection.RandomSelection):
+        gen = rng if rng is not None else np.random.default_rng()
+        return gen.random(len(proba_categories))
+    n = len(proba_categories)
+    order = strategy.select(proba_categories, proba_severity, n, None, rng)
+    out = np.zeros(n)
+    out[order] = 1.0 - np.arange(len(order)) / max(n, 1)
+    return out
+
+
 def _project_id(value: Any) -> int | None:
     if isinstance(value, Mapping):
         value = value.get("id")
@@ -68,6 +111,9 @@ class ReviewService:
         self.webhook_url = webhook_url if webhook_url is not None else settings.webhook_url
         self.ml_backend_url = ml_backend_url if ml_backend_url is not None else settings.ml_backend_url
         self.label_config = labeling_config(policy)
+        self.strategy_name = settings.strategy
+        self.strategy = review_strategy(settings.strategy)
+        self._rng = np.random.default_rng()
         self._model_version: str | None = None
         self._ensured: tuple[int, str] | None = None  # (project id, model version) ensured in this process
         self._version_set: tuple[int, str] | None = None
@@ -81,16 +127,25 @@ class ReviewService:
     # ------------------------------------------------------------------------------------------ in
 
     def enqueue(self, items: Sequence[ScoredTicket], model_name: str, model_version: str) -> int:
-        """Persist the tickets routed to review (one SQLite transaction, no network); returns how many are new."""
-        queued = []
-        for it in items:
-            if it.decision.route != "review":
-                continue
-            draft = task_draft(it, self.policy, model_name, model_version)
-            queued.append(QueueItem(ticket_id=it.ticket.id, payload=draft_to_json(draft), model_version=model_version,
-                                    priority=float(it.decision.priority), score=float(it.decision.confidence)))
-        if not queued:
+        """Persist the tickets routed to review (one SQLite transaction, no network); returns how many are new.
+
+        Each gets the selection strategy's usefulness score, stored for delivery order (most useful first) and
+        sent as task data (`usefulness`) so reviewers can sort by it; the prediction score stays the confidence.
+        """
+        review = [it for it in items if it.decision.route == "review"]
+        if not review:
             return 0
+        cats, sev = selection.scores_to_matrices([it.scores for it in review], self.policy)
+        useful = usefulness_scores(self.strategy, cats, sev, self._rng)
+        queued = []
+        for it, u in zip(review, useful, strict=True):
+            draft = task_draft(it, self.policy, model_name, model_version)
+            usefulness = round(float(u), 6)
+            draft = replace(draft, data={**draft.data, "usefulness": usefulness,
+                                         "selection_strategy": self.strategy_name})
+            queued.append(QueueItem(ticket_id=it.ticket.id, payload=draft_to_json(draft), model_version=model_version,
+                                    priority=float(it.decision.priority), score=float(it.decision.confidence),
+                                    usefulness=usefulness))
         new = self.outbox.enqueue(queued)
         self._model_version = model_version
         self._wake.set()
@@ -290,6 +345,35 @@ class ReviewService:
     def examples(self) -> list[Example]:
         """Reviewed tasks as training examples (one per task; rule in triage.review.labels)."""
         return labelled_examples(self.outbox.annotations(), self.policy)
+
+    def audit_items(self, classifier: Classifier, limit: int | None = None,
+                    min_per_class: int = 5) -> list[AuditItem]:
+        """The label-audit queue over the label store, most suspicious first: expert labels `classifier`
+        confidently contradicts, and tasks whose reviewers disagree. Item ids are ticket ids (`task-<id>` without).
+
+        The model's probabilities must be out-of-sample for these labels (see triage.audit): audit with a model
+        that did not train on them, or its flags only show where it failed to fit.
+        """
+        examples = self.examples()
+        ids = [ex.meta.get("ticket_id") or f"task-{ex.meta.get('task_id', '')}" for ex in examples]
+        names = list(self.policy.category_names)
+        errors: list[AuditItem] = []
+        if examples:
+            texts = [ex.text for ex in examples]
+            proba = np.concatenate([classifier.predict(texts[i:i + 256]).categories  # bounded memory per call
+                                    for i in range(0, len(texts), 256)])
+            column = {c: j for j, c in enumerate(classifier.card.categories)}
+            known = [c for c in names if c in column]
+            if len(known) < len(names):
+                logger.warning("the model has no score for %s: not audited",
+                               ", ".join(c for c in names if c not in column))
+            p = np.asarray(proba, dtype=np.float64)[:, [column[c] for c in known]]
+            errors = suspected_label_errors(label_matrix(examples, known), p, known, ids, min_per_class)
+        votes: dict[str, list[tuple[frozenset[str], str | None]]] = {}
+        for item, ex in zip(ids, examples, strict=True):
+            reviewers = json.loads(ex.meta.get("by_annotator") or "{}")
+            votes[item] = [(frozenset(v.get("categories") or ()), v.get("severity")) for v in reviewers.values()]
+        return audit_queue(errors, annotator_disagreements(votes, names), limit=limit)
 
     def agreement(self) -> Agreement:
         """Agreement between reviewers on tasks several of them labelled."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ def settings() -> LabelStudioSettings:
 
 @pytest.fixture
 def service(tmp_path: Path, backend: InMemoryReviewBackend, policy: Policy,
-            settings: LabelStudioSettings) -> ReviewService:
+            settings: LabelStudioSettings) -> Iterator[ReviewService]:
     svc = ReviewService(Outbox(tmp_path / "review.db"), backend, policy, settings)
     yield svc
     svc.stop()

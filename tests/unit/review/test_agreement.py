@@ -19,7 +19,8 @@ def test_known_value() -> None:
 
 
 def test_systematic_disagreement_is_negative() -> None:
-    assert krippendorff_alpha_nominal([["a", "b"], ["b", "a"]]) < 0
+    alpha = krippendorff_alpha_nominal([["a", "b"], ["b", "a"]])
+    assert alpha is not None and alpha < 0
 
 
 def test_undefined_cases() -> None:

@@ -37,7 +37,7 @@ class KeywordClassifier:
 
 class Source:
     def __init__(self) -> None:
-        self.loaded = LoadedModel(KeywordClassifier(), "kw", "kw-3", "champion", None, {})  # type: ignore[arg-type]
+        self.loaded = LoadedModel(KeywordClassifier(), "kw", "kw-3", "champion", None, {})
 
     def current_version(self) -> str | None:
         return self.loaded.version
@@ -52,7 +52,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     from serving.routes import ml_backend
 
     settings = Settings(home=tmp_path, api_keys=[], labelstudio=LabelStudioSettings(enabled=False))
-    app = create_app(settings, source=Source())  # type: ignore[arg-type]
+    app = create_app(settings, source=Source())
     if "/ml/predict" not in {getattr(r, "path", "") for r in app.routes}:
         app.include_router(ml_backend.router)
     with TestClient(app) as c:
