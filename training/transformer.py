@@ -67,7 +67,7 @@ class TransformerParams:
     # Measured on the shared 2-core machine, 1 thread, batch 16: 15-23 examples/s depending on the other jobs
     # (2 threads reach ~50/s on an idle machine but collapse to ~4/s when another job holds a core). The full
     # dev run (all shared data) took 1402 s wall with a 1100 s loop budget; 18k examples fit in 20 min.
-    max_train_examples: int | None = 18_000
+    max_train_examples: int | None = 28_000
     # Per-source quota ∝ size ** power when capping: 0 = equal shares, 1 = proportional to size.
     source_balance_power: float = 1.0
     # Categories with fewer training positives than this are "rare": their positives are kept first.
@@ -76,7 +76,7 @@ class TransformerParams:
     evals_per_epoch: int = 4
     patience: int = 2
     # Hard stop on the optimisation loop (calibration, export and the caller's evaluation still run after it).
-    time_budget_s: float | None = 1_200.0
+    time_budget_s: float | None = 1_500.0
     max_steps: int | None = None
     min_category_positives: int = 10
     pos_weight_power: float = 0.5
