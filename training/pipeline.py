@@ -124,6 +124,10 @@ def train_on_splits(
         prediction = predict_examples(classifier, test)
         metrics = evaluate(classifier, test, policy, prediction)
         metrics["fit_seconds"] = fit_seconds
+        # What the fit measured on validation (e.g. ECE before/after calibration) goes to MLflow before the card
+        # switches to test metrics.
+        registry.log_metrics({k.replace("/", "."): float(v) for k, v in classifier.card.metrics.items()
+                              if isinstance(v, int | float)}, prefix="fit.")
         classifier.card.metrics = {k: v for k, v in metrics.items() if "/" not in k}
         registry.log_metrics({k.replace("/", "."): v for k, v in metrics.items()}, prefix="test.")
         registry.log_metrics({k: float(v) for k, v in classifier.card.extra.items()
