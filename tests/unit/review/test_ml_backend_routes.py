@@ -32,7 +32,7 @@ class KeywordClassifier:
         return Prediction(categories=cats, severity=sev)
 
     def save(self, directory: Path) -> None:
-        raise NotImplementedError
+        self.card.write(directory)
 
 
 class Source:
