@@ -55,6 +55,11 @@ def test_registry_holds_the_champion(trained: dict[str, str]) -> None:
     assert "test.macro_f1" in run.data.metrics
     assert run.data.params["model_kind"] == "baseline"
     assert run.data.params["data_origin"] == "shipped example tickets"
+    import mlflow.pyfunc
+
+    mlflow.set_registry_uri(uri)
+    assert mlflow.pyfunc.load_model(f"models:/triage/{mv.version}", model_config={"threads": 2}).model_config == {
+        "threads": 2}  # TRIAGE_SERVING__THREADS reaches the loaded classifier
     artifacts = {a.path for a in client.list_artifacts(mv.run_id, "figures")}
     assert "figures/confusion_matrices.png" in artifacts
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,9 +24,6 @@ from triage.models.io import load_classifier
 from triage.settings import Settings
 
 log = logging.getLogger(__name__)
-# Our predict takes a DataFrame or a list of texts; MLflow's type-hint validation would coerce either wrongly.
-warnings.filterwarnings("ignore", message=".*(type hint|Add type hints).*", category=UserWarning)
-
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 ARTIFACT = "classifier"
@@ -47,8 +43,9 @@ class TriagePyfunc(PythonModel):
     classifier: Classifier
 
     def load_context(self, context: PythonModelContext) -> None:
-        """Restore the classifier from the logged directory."""
-        self.classifier = load_classifier(context.artifacts[ARTIFACT])
+        """Restore the classifier from the logged directory; `model_config={"threads": n}` sets intra-op threads."""
+        threads = int((context.model_config or {}).get("threads", 1))
+        self.classifier = load_classifier(context.artifacts[ARTIFACT], threads=threads)
 
     # No type hints on the inputs: MLflow would then validate and coerce them against its own schema rules.
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
@@ -136,6 +133,8 @@ def log_classifier(classifier: Classifier, sample_texts: list[str]) -> str:
             artifacts={ARTIFACT: str(directory)},
             signature=signature,
             pip_requirements=PIP_REQUIREMENTS,
+            # Declared here so a loader may override it (MLflow keeps only keys logged with the model).
+            model_config={"threads": 1},
         )
     return info.model_uri
 
@@ -168,7 +167,7 @@ def load_model(settings: Settings, alias: str = CHAMPION) -> LoadedModel:
         raise ModelNotFoundError(
             f"no model registered as {name}@{alias} in {settings.tracking_uri}; run `triage train` first"
         )
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@{alias}", model_config={"threads": settings.serving.threads})
     wrapper = pyfunc.unwrap_python_model()
     mv = client.get_model_version(name, version)
     metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
@@ -229,6 +228,6 @@ def load_version(settings: Settings, version: str) -> LoadedModel:
         mv = client.get_model_version(name, version)
     except MlflowException as err:
         raise ModelNotFoundError(f"{name} has no version {version}") from err
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version}", model_config={"threads": settings.serving.threads})
     metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
     return LoadedModel(pyfunc.unwrap_python_model().classifier, name, str(version), "", mv.run_id, dict(metrics))
