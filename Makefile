@@ -5,7 +5,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup run test test-unit test-integration lint typecheck check train train-transformer serve evaluate \
-        bench-api labelstudio-up labelstudio-down mlflow-server notebook demo-review retrain promote rollback clean
+        bench-api bench-transformer labelstudio-up labelstudio-down mlflow-server notebook demo-review retrain promote rollback clean
 
 setup:                      ## create/refresh the virtual environment
 	@bash scripts/bootstrap.sh
@@ -33,8 +33,8 @@ check: lint typecheck
 train: setup                ## train the baseline on ../shared/datasets and register it in MLflow
 	$(BIN)/triage train --model baseline
 
-train-transformer: setup    ## fine-tune MiniLM (about 30 min on 2 cores)
-	$(BIN)/triage train --model transformer
+train-transformer: setup    ## fine-tune MiniLM on all shared data (under 30 min on 2 cores)
+	$(BIN)/triage train --model transformer --alias challenger
 
 retrain: setup              ## challenger from base data + expert labels; compare with the champion
 	$(BIN)/triage retrain
@@ -53,6 +53,10 @@ serve: setup
 
 bench-api: setup            ## 1,000 real tickets through the HTTP API in batches of 64
 	$(BIN)/python benchmarks/bench_api.py
+
+ALIAS ?= challenger
+bench-transformer: setup    ## transformer speed (plain vs torch vs int8), parity, HTTP load; ALIAS=challenger
+	$(BIN)/python benchmarks/bench_transformer.py --alias $(ALIAS)
 
 labelstudio-up:             ## install (first time) and start Label Studio on 127.0.0.1:8089
 	@bash scripts/labelstudio.sh up

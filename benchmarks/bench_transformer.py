@@ -1,12 +1,15 @@
-"""Throughput and parity of the transformer: plain `transformers` forward vs our PyTorch path vs our int8 ONNX path.
+"""Throughput and parity of the transformer: plain `transformers` vs our PyTorch path vs our int8 ONNX path,
+then the HTTP API under load, in one run.
 
+    make bench-transformer          # the registry's @challenger (ALIAS=champion for the champion)
     .venv/bin/python benchmarks/bench_transformer.py --model-dir .triage/models/transformer-dev
 
-All three run the same fine-tuned weights on the same real texts (the test split of the shared datasets,
+All three paths run the same fine-tuned weights on the same real texts (the test split of the shared datasets,
 never seen in training) with the same number of threads. Batch 1 = one call per text; batch 32 = calls of 32
-texts in input order (what the server's micro-batcher sends); the plain path pads the 32 to the longest, ours
-sorts them by length and runs sub-batches of 8 (TransformerClassifier.batch_size). Writes
-results/bench_transformer.json.
+texts in input order (what the server's micro-batcher may send). The paths take turns on four slices of the
+texts, so a noisy neighbour slows all of them alike. Parity compares probabilities and the routing decisions the
+policy makes from them. The HTTP part serves the model with `triage serve` and runs single-ticket requests at
+concurrency 8 (benchmarks/bench_http_load.py). Writes results/bench_transformer.json.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import resource
 import subprocess
 import sys
@@ -26,23 +28,13 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from benchmarks.bench_http_load import load_test, print_load
+from benchmarks.common import real_texts
+
 Predict = Callable[[Sequence[str]], np.ndarray]
-
-
-def real_texts(n: int, seed: int) -> list[str]:
-    """n texts from the test split of the shared datasets (all sources), in a seeded random order."""
-    from triage.data.sources import load_all
-    from triage.data.splits import split_examples
-    from triage.settings import get_settings
-
-    datasets = get_settings().datasets_dir
-    if datasets is None:
-        raise SystemExit("no datasets directory: set TRIAGE_DATASETS_DIR")
-    test = split_examples(load_all(datasets))["test"]
-    rng = random.Random(seed)
-    return [ex.text for ex in rng.sample(test, min(n, len(test)))]
 
 
 def plain_transformers(model_dir: Path, threads: int) -> Predict:
@@ -84,25 +76,42 @@ def ours(model_dir: Path, backend: str, threads: int) -> tuple[Predict, Any]:
     return (lambda texts: clf.predict(texts).categories), clf
 
 
-def measure(predict: Predict, texts: Sequence[str], batch: int) -> dict[str, Any]:
-    """texts/s and per-call latency percentiles, calls of `batch` texts in input order (after 5 warm-up calls)."""
-    for i in range(5):
+def _timed(predict: Predict, texts: Sequence[str], batch: int) -> tuple[float, list[float], np.ndarray]:
+    """Seconds, per-call latencies (ms) and outputs for calls of `batch` texts in input order (after warm-up)."""
+    for i in range(3):
         predict(texts[i * batch : (i + 1) * batch] or texts[:batch])
     latencies, outputs = [], []
     start = time.perf_counter()
     for i in range(0, len(texts), batch):
         t0 = time.perf_counter()
         outputs.append(predict(texts[i : i + batch]))
-        latencies.append(time.perf_counter() - t0)
-    seconds = time.perf_counter() - start
-    lat = np.array(latencies) * 1000
-    return {
-        "texts_per_second": round(len(texts) / seconds, 1),
-        "seconds": round(seconds, 2),
-        "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
-        "latency_ms_p99": round(float(np.percentile(lat, 99)), 2),
-        "_proba": np.vstack(outputs),
-    }
+        latencies.append((time.perf_counter() - t0) * 1000)
+    return time.perf_counter() - start, latencies, np.vstack(outputs)
+
+
+def measure(paths: dict[str, Predict], texts: Sequence[str], batch: int, rounds: int = 4) -> dict[str, dict[str, Any]]:
+    """texts/s and latency percentiles per path; the paths take turns on `rounds` slices of the texts."""
+    slices = [list(s) for s in np.array_split(np.arange(len(texts)), rounds)]
+    names = list(paths)
+    acc: dict[str, dict[str, Any]] = {n: {"seconds": 0.0, "lat": [], "out": {}} for n in names}
+    for r, rows in enumerate(slices):
+        chunk = [texts[i] for i in rows]
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            seconds, lat, out = _timed(paths[name], chunk, batch)
+            acc[name]["seconds"] += seconds
+            acc[name]["lat"].extend(lat)
+            acc[name]["out"][r] = out
+    result = {}
+    for name, a in acc.items():
+        lat_ms = np.array(a["lat"])
+        result[name] = {
+            "texts_per_second": round(len(texts) / a["seconds"], 1),
+            "seconds": round(a["seconds"], 2),
+            "latency_ms_p50": round(float(np.percentile(lat_ms, 50)), 2),
+            "latency_ms_p99": round(float(np.percentile(lat_ms, 99)), 2),
+            "_proba": np.vstack([a["out"][r] for r in range(len(slices))]),
+        }
+    return result
 
 
 def serving_footprint(model_dir: Path, threads: int) -> dict[str, Any]:
@@ -134,25 +143,60 @@ def parity(reference: np.ndarray, other: np.ndarray, thresholds: np.ndarray) -> 
     }
 
 
+def routing_parity(reference: Any, other: Any, texts: Sequence[str]) -> dict[str, float]:
+    """Fraction of texts whose routing decision (route and category) is the same under both classifiers."""
+    from triage.scorer import Scorer
+    from triage.settings import get_settings
+    from triage.tickets import Ticket
+
+    policy = get_settings().load_policy()
+    tickets = [Ticket(f"t{i}", t) for i, t in enumerate(texts)]
+    ref = Scorer(reference, policy).score(tickets, validate=False)
+    oth = Scorer(other, policy).score(tickets, validate=False)
+    same = [(a.decision.route, a.decision.category) == (b.decision.route, b.decision.category)
+            for a, b in zip(ref, oth, strict=True)]
+    same_route = [a.decision.route == b.decision.route for a, b in zip(ref, oth, strict=True)]
+    return {"identical_route_and_category": float(np.mean(same)), "identical_route": float(np.mean(same_route)),
+            "texts": float(len(texts))}
+
+
+def registered_dir(alias: str) -> Path:
+    """Local directory of the transformer registered under `alias` (downloaded by MLflow)."""
+    from triage.adapters import mlflow_registry as registry
+    from triage.models.transformer import TransformerClassifier
+    from triage.settings import get_settings
+
+    loaded = registry.load_model(get_settings(), alias)
+    clf = loaded.classifier
+    if not isinstance(clf, TransformerClassifier) or clf.source_dir is None:
+        sys.exit(f"benchmark: {loaded.name}@{alias} (v{loaded.version}) is not a transformer (try --model-dir)")
+    print(f"benchmarking {loaded.name}@{alias} = v{loaded.version} from {clf.source_dir}")
+    return clf.source_dir
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the benchmark and write the JSON results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--model-dir", type=Path, default=None, help="a saved transformer directory")
+    parser.add_argument("--alias", default="challenger", help="without --model-dir: the registry alias to benchmark")
     parser.add_argument("--texts", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads for every path (serving uses 1)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--concurrency", type=int, default=8, help="HTTP part: concurrent single-ticket clients")
+    parser.add_argument("--duration", type=float, default=20.0, help="HTTP part: seconds per phase (0 = skip)")
     parser.add_argument("--output", type=Path, default=Path("results/bench_transformer.json"))
     args = parser.parse_args(argv)
+    if args.model_dir is None:
+        args.model_dir = registered_dir(args.alias)
 
-    texts = real_texts(args.texts, args.seed)
+    texts = real_texts(args.texts, args.seed, split="test")
     from triage.models.base import ModelCard
 
     card = ModelCard.read(args.model_dir)
     thresholds = np.array([card.thresholds[c] for c in card.categories])
-    lengths = None
     paths: dict[str, Predict] = {}
     paths["a_plain_transformers"] = plain_transformers(args.model_dir, args.threads)
-    paths["b_ours_torch"], _ = ours(args.model_dir, "torch", args.threads)
+    paths["b_ours_torch"], torch_clf = ours(args.model_dir, "torch", args.threads)
     paths["c_ours_onnx_int8"], onnx_clf = ours(args.model_dir, "onnx", args.threads)
     lengths = [int(sum(e.attention_mask)) for e in onnx_clf.tokenizer.encode_batch(texts)]
 
@@ -161,17 +205,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         "texts": len(texts),
         "mean_tokens": round(float(np.mean(lengths)), 1),
         "max_length": card.extra["max_length"],
+        "encoder_layers": card.extra.get("params", {}).get("encoder_layers"),
         "threads": args.threads,
         "machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg(),
                     "python": platform.python_version()},
-        "paths": {},
+        "paths": {name: {} for name in paths},
     }
-    probas: dict[str, dict[int, np.ndarray]] = {}
-    for name, predict in paths.items():
-        results["paths"][name] = {}
-        probas[name] = {}
-        for batch in (1, 32):
-            m = measure(predict, texts, batch)
+    probas: dict[str, dict[int, np.ndarray]] = {name: {} for name in paths}
+    for batch in (1, 32):
+        for name, m in measure(paths, texts, batch).items():
             probas[name][batch] = m.pop("_proba")
             results["paths"][name][f"batch_{batch}"] = m
             print(f"{name:22s} batch {batch:2d}: {m['texts_per_second']:8.1f} texts/s "
@@ -189,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                                                    thresholds),
         "int8_batch_1_vs_batch_32": parity(probas["c_ours_onnx_int8"][1], probas["c_ours_onnx_int8"][32], thresholds),
     }
+    results["routing_parity_int8_vs_torch_fp32"] = routing_parity(torch_clf, onnx_clf, texts)
     results["serving_footprint_onnx"] = serving_footprint(args.model_dir, args.threads)
     results["benchmark_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
@@ -198,10 +241,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"parity {name}: max |dp| {p['max_abs_prob_diff']:.4f}, mean {p['mean_abs_prob_diff']:.5f}, "
               f"decisions identical {p['decision_agreement_cells']:.4f} of cells, "
               f"{p['decision_agreement_texts']:.4f} of texts")
+    rp = results["routing_parity_int8_vs_torch_fp32"]
+    print(f"routing decisions int8 vs fp32: {rp['identical_route_and_category']:.4f} identical (route and category), "
+          f"{rp['identical_route']:.4f} same route, over {rp['texts']:.0f} texts (target >= 0.99)")
     fp = results["serving_footprint_onnx"]
     print(f"serving load (onnx): peak RSS {fp['peak_rss_mb']} MB, torch imported: {fp['torch_imported']}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2))
+    if args.duration > 0:
+        del paths, torch_clf, onnx_clf  # free the cores' caches and memory for the server
+        results["http"] = load_test(args.model_dir, texts, args.concurrency, args.duration)
+        print_load(results["http"])
+        args.output.write_text(json.dumps(results, indent=2))
     print(f"written {args.output}")
 
 

@@ -39,7 +39,10 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
         await asyncio.to_thread(reloader.load_now)
         if slot.current is None:
             log.warning("started without a model: %s", slot.last_error or "nothing registered")
-        batcher = MicroBatcher(slot, settings.serving.microbatch_max, settings.serving.microbatch_wait_ms)
+        batcher = MicroBatcher(
+            slot, settings.serving.microbatch_max, settings.serving.microbatch_wait_ms,
+            settings.serving.model_workers,
+        )
         batcher.start()
         app.state.batcher = batcher
         app.state.reloader = reloader

@@ -28,16 +28,22 @@ class _Job:
 class MicroBatcher:
     """Collects jobs for up to `max_wait_ms` or `max_items` tickets, then scores them in one call.
 
-    The model runs on one worker thread: on two cores, one model call at a time with its own intra-op
-    threads beats several calls fighting for the same cores.
+    Up to `workers` calls run at once on their own threads (the model releases the GIL), each with few
+    intra-op threads: on two cores, two single-threaded calls keep both cores busy, while one call with two
+    threads idles a core on every short text. A batch is collected only when a worker is free, so under load
+    the requests that arrive during the running calls form the next batch.
     """
 
-    def __init__(self, slot: ModelSlot, max_items: int = 32, max_wait_ms: float = 2.0) -> None:
+    def __init__(self, slot: ModelSlot, max_items: int = 32, max_wait_ms: float = 2.0, workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
         self.slot = slot
         self.max_items = max_items
         self.max_wait = max_wait_ms / 1000.0
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="model")
+        self._free = asyncio.Semaphore(workers)
+        self._running: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -45,11 +51,13 @@ class MicroBatcher:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
 
     async def stop(self) -> None:
-        """Stop collecting and release the worker thread."""
+        """Stop collecting, let the running calls answer their callers, release the worker threads."""
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
         self._executor.shutdown(wait=True)
 
     async def score(self, tickets: Sequence[Ticket]) -> tuple[Serving, list[ScoredTicket]]:
@@ -61,7 +69,12 @@ class MicroBatcher:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            jobs = [await self._queue.get()]
+            await self._free.acquire()
+            try:
+                jobs = [await self._queue.get()]
+            except BaseException:
+                self._free.release()
+                raise
             size = len(jobs[0].tickets)
             deadline = loop.time() + self.max_wait
             while size < self.max_items:
@@ -74,7 +87,13 @@ class MicroBatcher:
                     break
                 jobs.append(job)
                 size += len(job.tickets)
-            await self._dispatch(loop, jobs)
+            task = loop.create_task(self._dispatch(loop, jobs))
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._free.release()
 
     async def _dispatch(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> None:
         serving = self.slot.current

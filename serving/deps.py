@@ -1,4 +1,8 @@
-"""FastAPI dependencies as Annotated aliases: settings, the served model, the batcher, API-key auth."""
+"""FastAPI dependencies as Annotated aliases: settings, the served model, the batcher, API-key auth.
+
+All are `async def`: they never block, and FastAPI would run a plain `def` dependency on a worker thread,
+a thread hop per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -13,25 +17,25 @@ from triage.settings import Settings
 from triage.taxonomy import Policy
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_policy(request: Request) -> Policy:
+async def get_policy(request: Request) -> Policy:
     """The policy loaded at start-up."""
     policy: Policy = request.app.state.policy
     return policy
 
 
-def get_slot(request: Request) -> ModelSlot:
+async def get_slot(request: Request) -> ModelSlot:
     """The slot holding the served model."""
     slot: ModelSlot = request.app.state.slot
     return slot
 
 
-def get_serving(slot: Annotated[ModelSlot, Depends(get_slot)]) -> Serving:
+async def get_serving(slot: Annotated[ModelSlot, Depends(get_slot)]) -> Serving:
     """The model in service; 503 until one is loaded."""
     current = slot.current
     if current is None:
@@ -42,13 +46,13 @@ def get_serving(slot: Annotated[ModelSlot, Depends(get_slot)]) -> Serving:
     return current
 
 
-def get_batcher(request: Request) -> MicroBatcher:
+async def get_batcher(request: Request) -> MicroBatcher:
     """The micro-batcher that owns model calls."""
     batcher: MicroBatcher = request.app.state.batcher
     return batcher
 
 
-def require_api_key(
+async def require_api_key(
     settings: Annotated[Settings, Depends(get_app_settings)],
     x_api_key: Annotated[str | None, Header(description="One of TRIAGE_API_KEYS, when set.")] = None,
     authorization: Annotated[str | None, Header()] = None,

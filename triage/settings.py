@@ -41,6 +41,7 @@ class ServingSettings(BaseModel):
     microbatch_max: int = Field(default=32, ge=1, le=1024)
     microbatch_wait_ms: float = Field(default=2.0, ge=0.0, le=1000.0)
     threads: int = Field(default=1, ge=1, le=64, description="intra-op threads per model call")
+    model_workers: int = Field(default=2, ge=1, le=64, description="model calls that run at once (one per core)")
     model_dir: Path | None = Field(default=None, description="serve a saved classifier directory, not the registry")
 
 

@@ -102,11 +102,22 @@ def network_class() -> type:
     return TriageNetwork
 
 
-def build_network(encoder_dir: str | Path, n_categories: int, n_levels: int, dropout: float = 0.1) -> Any:
-    """A network around the encoder saved in `encoder_dir` (HF format), heads freshly initialised."""
+def build_network(
+    encoder_dir: str | Path, n_categories: int, n_levels: int, dropout: float = 0.1, layers: int | None = None
+) -> Any:
+    """A network around the encoder saved in `encoder_dir` (HF format), heads freshly initialised.
+
+    `layers` keeps only the bottom k transformer layers (the encoder's cost is linear in its depth).
+    """
     from transformers import AutoModel
 
     encoder = AutoModel.from_pretrained(str(encoder_dir))
+    depth = int(encoder.config.num_hidden_layers)
+    if layers is not None:
+        if not 1 <= layers <= depth:
+            raise ValueError(f"layers must be between 1 and {depth} for {encoder_dir}, got {layers}")
+        encoder.encoder.layer = encoder.encoder.layer[:layers]
+        encoder.config.num_hidden_layers = layers
     return network_class()(encoder, n_categories, n_levels, dropout)
 
 
@@ -114,6 +125,7 @@ class _TorchRuntime:
     """Raw logits from the fp32 PyTorch network."""
 
     name = "torch"
+    max_batch: int | None = None
 
     def __init__(self, net: Any, threads: int | None = None) -> None:
         import torch
@@ -134,6 +146,10 @@ class _OnnxRuntime:
     """Raw logits from an ONNX model (the int8 export) through onnxruntime."""
 
     name = "onnx"
+    # Dynamic quantization scales each activation tensor by its range over the whole call, padding included, so
+    # a text batched with others can score differently from the same text alone. One text per call keeps a
+    # ticket's score independent of whatever the micro-batcher grouped it with.
+    max_batch: int | None = 1
 
     def __init__(self, model: str | Path | bytes, threads: int = 1) -> None:
         import onnxruntime as ort
@@ -149,6 +165,22 @@ class _OnnxRuntime:
     def __call__(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         cat, sev = self.session.run(list(ONNX_OUTPUTS), {"input_ids": ids, "attention_mask": mask})
         return np.asarray(cat), np.asarray(sev)
+
+
+def batched_logits(
+    runtime: Any, tokenizer: Any, texts: Sequence[str], batch_size: int, widths: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw logits of `texts` in their order, run in length-sorted batches (capped by the runtime's max_batch)."""
+    n = len(texts)
+    cat = np.zeros((n, widths[0]), dtype=np.float32)
+    sev = np.zeros((n, widths[1]), dtype=np.float32)
+    size = min(batch_size, runtime.max_batch or batch_size)
+    # Batches of similar length waste little on padding; results go back to the caller's order.
+    order = np.argsort(token_lengths(tokenizer, texts), kind="stable") if n > size else np.arange(n)
+    for start in range(0, n, size):
+        rows = order[start : start + size]
+        cat[rows], sev[rows] = runtime(*encode(tokenizer, [texts[i] for i in rows]))
+    return cat, sev
 
 
 @dataclass
@@ -206,21 +238,10 @@ class TransformerClassifier:
 
     def predict_logits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Raw category logits (n, C) and cumulative severity logits (n, L-1), before calibration."""
-        n = len(texts)
-        n_cat, n_sev = len(self.card.categories), len(self.card.severity_levels) - 1
-        cat = np.zeros((n, n_cat), dtype=np.float32)
-        sev = np.zeros((n, n_sev), dtype=np.float32)
-        if n == 0:
-            return cat, sev
-        # Batches of similar length waste little on padding; results go back to the caller's order.
-        order = np.argsort(token_lengths(self.tokenizer, texts), kind="stable") if n > self.batch_size else None
-        idx = np.arange(n) if order is None else order
-        for start in range(0, n, self.batch_size):
-            rows = idx[start : start + self.batch_size]
-            ids, mask = encode(self.tokenizer, [texts[i] for i in rows])
-            c, s = self.runtime(ids, mask)
-            cat[rows], sev[rows] = c, s
-        return cat, sev
+        return batched_logits(
+            self.runtime, self.tokenizer, texts, self.batch_size,
+            (len(self.card.categories), len(self.card.severity_levels) - 1),
+        )
 
     def calibrate(self, category_logits: np.ndarray, severity_logits: np.ndarray) -> Prediction:
         """Calibrated probabilities from raw logits."""

@@ -61,6 +61,58 @@ def test_concurrent_jobs_share_model_calls_and_keep_their_results(policy: Policy
     assert len(clf.calls) < 40 and max(clf.calls) <= 16
 
 
+class OverlapClassifier(CountingClassifier):
+    """Records how many model calls run at the same moment; texts starting with "boom" make the call fail."""
+
+    def __init__(self, delay_s: float = 0.05) -> None:
+        super().__init__(delay_s)
+        self.active = 0
+        self.most_active = 0
+
+    def predict(self, texts: Sequence[str]) -> Prediction:
+        with self.lock:
+            self.active += 1
+            self.most_active = max(self.most_active, self.active)
+        try:
+            if any(t.startswith("boom") for t in texts):
+                raise RuntimeError("model exploded")
+            return super().predict(texts)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+def test_workers_run_model_calls_at_the_same_time_and_a_failed_call_spares_the_others(policy: Policy) -> None:
+    clf = OverlapClassifier()
+    slot = ModelSlot()
+    slot.install(LoadedModel(clf, "m", "1", "champion", None, {}), policy, TicketLimits())
+
+    async def run() -> tuple[list[object], list[float]]:
+        batcher = MicroBatcher(slot, max_items=4, max_wait_ms=1, workers=2)
+        batcher.start()
+        try:
+            first = await asyncio.gather(*[batcher.score([Ticket(f"t{i}", "x" * i)]) for i in range(1, 17)])
+            failed = await asyncio.gather(batcher.score([Ticket("b", "boom")]), return_exceptions=True)
+            after = await batcher.score([Ticket("a", "x" * 50)])
+        finally:
+            await batcher.stop()
+        spam = [s.scores.categories["spam"] for _, scored in first for s in scored]
+        return [*failed, after[1][0].scores.categories["spam"]], spam
+
+    (error, after), spam = asyncio.run(run())
+    assert spam == [round(i / 100, 6) for i in range(1, 17)]
+    assert clf.most_active == 2  # two workers overlapped, never more
+    assert isinstance(error, RuntimeError) and "exploded" in str(error)
+    assert after == 0.5  # the loop survived the failed call
+
+
+def test_workers_must_be_positive(policy: Policy) -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        MicroBatcher(ModelSlot(), workers=0)
+
+
 class FlakySource:
     def __init__(self, policy: Policy) -> None:
         self.version = "1"
