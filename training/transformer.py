@@ -263,13 +263,14 @@ def _early_stopping_subset(
 def export_int8_onnx(net: Any, max_length: int) -> bytes:
     """Export the network to ONNX (opset 17, dynamic batch and sequence), fuse it, quantize it to int8 per channel.
 
-    The export traces the eager attention so that onnxruntime's BERT optimizer can fuse each layer into
-    Attention, SkipLayerNormalization and BiasGelu kernels (the int8 model then runs QAttention), which cuts the
-    many small ops that dominate a single short text. Everything is written in a temporary directory.
+    The export traces the eager attention so that onnxruntime's BERT optimizer can fuse each layer's attention
+    and GELU into Attention and BiasGelu kernels (the int8 model then runs QAttention), which cuts the many small
+    ops that dominate a single short text. Everything is written in a temporary directory.
     """
     import onnx
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
     net = net.eval()
@@ -292,9 +293,13 @@ def export_int8_onnx(net: Any, max_length: int) -> bytes:
                     net, (ids, mask), str(fp32), input_names=list(ONNX_INPUTS), output_names=list(ONNX_OUTPUTS),
                     dynamic_axes=axes, opset_version=17, dynamo=False,
                 )
+            fusion = FusionOptions("bert")
+            # Add + LayerNormalization runs faster than onnxruntime's SkipLayerNormalization kernel on short texts
+            # (1.56 vs 1.91 ms per text, 3 layers, int8, 1 thread, same outputs); _OnnxRuntime keeps it unfused.
+            fusion.enable_skip_layer_norm = False
             optimized = optimize_model(
                 str(fp32), model_type="bert", num_heads=int(config.num_attention_heads),
-                hidden_size=int(config.hidden_size),
+                hidden_size=int(config.hidden_size), optimization_options=fusion,
             )
             logger.info("ONNX fusion: %s", {k: v for k, v in optimized.get_fused_operator_statistics().items() if v})
             optimized.save_model_to_file(str(fused))

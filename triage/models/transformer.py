@@ -39,6 +39,9 @@ ONNX_INPUTS = ("input_ids", "attention_mask")
 ONNX_OUTPUTS = ("category_logits", "severity_logits")
 
 Backend = Literal["onnx", "torch"]
+# onnxruntime's SkipLayerNormalization kernel is slower than Add + LayerNormalization on short texts (see
+# training.transformer.export_int8_onnx), so the session does not fuse them back.
+DISABLED_OPTIMIZERS = ["SkipLayerNormFusion"]
 
 
 def load_tokenizer(path: str | Path, max_length: int) -> Any:
@@ -160,7 +163,9 @@ class _OnnxRuntime:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         source = model if isinstance(model, bytes) else str(model)
-        self.session = ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            source, sess_options=opts, providers=["CPUExecutionProvider"], disabled_optimizers=DISABLED_OPTIMIZERS
+        )
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         cat, sev = self.session.run(list(ONNX_OUTPUTS), {"input_ids": ids, "attention_mask": mask})
