@@ -19,6 +19,18 @@ from triage.taxonomy import Policy, load_policy
 
 
 @pytest.fixture(scope="session")
+def shared_datasets() -> Path:
+    """The shared public datasets; skipped where they are absent, except in CI, where their absence fails."""
+    datasets = Settings().datasets_dir
+    if datasets is None or not Path(datasets).is_dir():
+        message = "the shared datasets are absent: put ../shared beside the project or set TRIAGE_DATASETS_DIR"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return Path(datasets)
+
+
+@pytest.fixture(scope="session")
 def policy() -> Policy:
     """The shipped default policy."""
     return load_policy()

@@ -9,14 +9,9 @@ import pytest
 from triage.data import sources
 from triage.data.sources import SOURCES, SPECS, load_all, load_examples, load_source
 from triage.errors import DataError
-from triage.settings import Settings
 from triage.taxonomy import load_policy
 
 POLICY = load_policy()
-DATASETS = Settings().datasets_dir
-needs_datasets = pytest.mark.skipif(
-    DATASETS is None or not Path(DATASETS).is_dir(), reason="shared datasets (/work/shared/datasets) are absent"
-)
 
 # (min rows, max rows) after dropping ambiguous rows; the README gives the raw sizes.
 EXPECTED_ROWS = {
@@ -38,10 +33,8 @@ EXPECTED_ROWS = {
 
 
 @pytest.fixture(scope="module")
-def loaded() -> dict[str, list]:
-    if DATASETS is None or not Path(DATASETS).is_dir():
-        pytest.skip("shared datasets (/work/shared/datasets) are absent")
-    return {name: load_source(name, DATASETS) for name in SOURCES}
+def loaded(shared_datasets: Path) -> dict[str, list]:
+    return {name: load_source(name, shared_datasets) for name in SOURCES}
 
 
 def positives(examples: list, category: str) -> int:
@@ -54,7 +47,6 @@ def test_every_spec_has_a_loader_and_known_categories_exist_in_policy() -> None:
         assert set(s.known) <= set(POLICY.category_names), s.name
 
 
-@needs_datasets
 @pytest.mark.parametrize("name", SOURCES)
 def test_row_counts_and_labels_stay_within_the_documented_known_set(loaded: dict, name: str) -> None:
     examples = loaded[name]
@@ -68,7 +60,6 @@ def test_row_counts_and_labels_stay_within_the_documented_known_set(loaded: dict
         assert 0 < ex.weight <= 1.0
 
 
-@needs_datasets
 def test_openai_positive_counts_match_the_readme_and_missing_keys_are_unknown(loaded: dict) -> None:
     ex = loaded["openai_moderation"]
     assert positives(ex, "sexual") == 125
@@ -84,7 +75,6 @@ def test_openai_positive_counts_match_the_readme_and_missing_keys_are_unknown(lo
     assert partial_negatives and all(e.severity is None for e in partial_negatives)
 
 
-@needs_datasets
 def test_spam_sets_know_nothing_about_hate_and_ham_is_not_a_severity(loaded: dict) -> None:
     for name in ("sms_spam", "smishing"):
         assert all(set(e.labels) <= {"spam", "fraud"} for e in loaded[name])
@@ -97,7 +87,6 @@ def test_spam_sets_know_nothing_about_hate_and_ham_is_not_a_severity(loaded: dic
     assert all(e.severity is None for e in smish if e.labels == {"spam": 0, "fraud": 0})
 
 
-@needs_datasets
 def test_davidson_offensive_is_not_harassment(loaded: dict) -> None:
     ex = loaded["davidson"]
     offensive = [e for e in ex if e.severity == "low"]
@@ -108,7 +97,6 @@ def test_davidson_offensive_is_not_harassment(loaded: dict) -> None:
     assert all(0.5 < e.weight <= 1.0 for e in ex)
 
 
-@needs_datasets
 def test_olid_targets_map_to_harassment_only_for_individuals(loaded: dict) -> None:
     ex = loaded["olid"]
     by: dict[str, list] = {}
@@ -119,13 +107,11 @@ def test_olid_targets_map_to_harassment_only_for_individuals(loaded: dict) -> No
     assert all(e.labels == {"hate": 0, "harassment": 0} and e.severity == "none" for e in by["NOT/NULL/NULL"])
 
 
-@needs_datasets
 def test_olid_crlf_and_invalid_bytes_do_not_leak_into_text(loaded: dict) -> None:
     assert not any("\r" in e.text for e in loaded["olid"])
     assert any("\ufffd" in e.text for e in loaded["smishing"])  # invalid UTF-8 replaced, not fatal
 
 
-@needs_datasets
 def test_vote_based_sources_grade_severity_and_weight(loaded: dict) -> None:
     told = loaded["told_br"]
     assert {e.language for e in told} == {"pt"}
@@ -138,12 +124,11 @@ def test_vote_based_sources_grade_severity_and_weight(loaded: dict) -> None:
     assert all(e.severity == "high" for e in loaded["ethos_multi"] if e.labels["violence"])
 
 
-@needs_datasets
-def test_load_all_rejects_names_missing_from_the_policy() -> None:
+def test_load_all_rejects_names_missing_from_the_policy(shared_datasets: Path) -> None:
     narrow = POLICY.model_copy(update={"categories": tuple(c for c in POLICY.categories if c.name != "spam")})
     narrow.__dict__.pop("category_names", None)
     with pytest.raises(DataError, match="spam"):
-        load_all(Path(str(DATASETS)), ["sms_spam"], policy=narrow)
+        load_all(shared_datasets, ["sms_spam"], policy=narrow)
 
 
 def test_missing_file_and_malformed_file_raise_data_error_naming_the_file(tmp_path: Path) -> None:

@@ -8,16 +8,11 @@ import pytest
 
 from triage.data.sources import SOURCES, load_all, load_examples
 from triage.data.splits import SPLITS, normalise, split_examples, split_of
-from triage.settings import Settings
-
-DATASETS = Settings().datasets_dir
 
 
 @pytest.fixture(scope="module")
-def corpus() -> list:
-    if DATASETS is None or not Path(DATASETS).is_dir():
-        pytest.skip("shared datasets (/work/shared/datasets) are absent")
-    return load_all(Path(DATASETS))
+def corpus(shared_datasets: Path) -> list:
+    return load_all(shared_datasets)
 
 
 def test_load_all_reads_every_source_without_empty_texts(corpus: list) -> None:

@@ -20,19 +20,9 @@ from training.transformer import (
 from triage.data.schema import Example
 from triage.models.base import Classifier
 from triage.models.io import load_classifier
-from triage.settings import get_settings
 from triage.taxonomy import load_policy
 
 POLICY = load_policy()
-
-
-def _openai_examples() -> list[Example]:
-    from triage.data.sources import load_source
-
-    datasets = get_settings().datasets_dir
-    if datasets is None or not (Path(datasets) / "openai_moderation_dev").is_dir():
-        pytest.skip("the shared datasets are not on this machine")
-    return load_source("openai_moderation", datasets)
 
 
 def _ex(text: str, labels: dict[str, int], source: str = "s", severity: str | None = None) -> Example:
@@ -83,9 +73,11 @@ def test_early_stopping_subset_keeps_every_rare_positive() -> None:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path, list[str]]:
+def trained(tmp_path_factory: pytest.TempPathFactory, shared_datasets: Path) -> tuple[object, Path, list[str]]:
     """A few optimisation steps of the real encoder on real rows, saved to a temporary directory."""
-    rows = _openai_examples()
+    from triage.data.sources import load_source
+
+    rows = load_source("openai_moderation", shared_datasets)
     train = rows[:48]
     validation = rows[48:96]
     params = TransformerParams(
