@@ -11,7 +11,8 @@ Batch 1 = one call per text; batch 32 = calls of 32 texts in input order (what t
 send). The paths take turns on four slices of the texts, so a noisy neighbour slows all of them alike. Parity
 compares probabilities and the routing decisions the policy makes from them. The HTTP part serves the model with
 `triage serve` and runs single-ticket requests at concurrency 8 (benchmarks/bench_http_load.py).
-Writes results/bench_transformer.json.
+The CPU's model, its int8 instruction flags and a probe of one fp32 vs one int8 GEMM come first: the int8
+speedup depends on the host (benchmarks/hardware.py). Writes results/bench_transformer.json.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchmarks.bench_http_load import load_test, print_load
 from benchmarks.common import real_texts
+from benchmarks.hardware import cpu_info, gemm_probe
 
 Predict = Callable[[Sequence[str]], np.ndarray]
 
@@ -246,9 +248,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         "encoder_layers": card.extra.get("params", {}).get("encoder_layers"),
         "threads": args.threads,
         "machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg(),
-                    "python": platform.python_version()},
+                    "python": platform.python_version(), "cpu": cpu_info(), "gemm_probe": gemm_probe()},
         "paths": {name: {} for name in paths},
     }
+    cpu, probe = results["machine"]["cpu"], results["machine"]["gemm_probe"]
+    print(f"cpu: {cpu['model']}; int8 instructions: "
+          f"{', '.join(f for f, present in cpu['int8_flags'].items() if present) or 'none'}; "
+          f"GEMM {probe['fp32_gmac_per_s']} GMAC/s fp32, {probe['int8_gmac_per_s']} int8 "
+          f"(int8/fp32 {probe['int8_over_fp32']}x)", flush=True)
     probas: dict[str, dict[int, np.ndarray]] = {name: {} for name in paths}
     for batch in (1, 32):
         for name, m in measure(paths, texts, batch).items():

@@ -83,10 +83,9 @@ def apply_sigmoid_calibration(logits: np.ndarray, calibrations: list[SigmoidCali
     z = np.asarray(logits, dtype=np.float64)
     if z.ndim != 2 or z.shape[1] != len(calibrations):
         raise ValueError(f"expected logits of shape (n, {len(calibrations)}), got {z.shape}")
-    out = np.empty_like(z)
-    for j, cal in enumerate(calibrations):
-        out[:, j] = cal.apply(z[:, j])
-    return out
+    temperature = np.array([c.temperature for c in calibrations], dtype=np.float64)
+    bias = np.array([c.bias for c in calibrations], dtype=np.float64)
+    return np.asarray(expit(z / temperature + bias))
 
 
 def softmax_probabilities(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
