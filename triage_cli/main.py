@@ -34,6 +34,37 @@ class Kind(StrEnum):
 
 
 KindOpt = Annotated[Kind, typer.Option("--model", help="baseline or transformer")]
+ParamOpt = Annotated[
+    list[str] | None,
+    typer.Option("--param", help="override one hyperparameter as name=value (value in JSON); repeatable"),
+]
+
+
+def _params(kind: Kind, overrides: list[str] | None) -> Any:
+    """The model kind's hyperparameter dataclass with `overrides` applied (None when there are none)."""
+    from dataclasses import fields
+
+    if not overrides:
+        return None
+    if kind == Kind.baseline:
+        from training.baseline import BaselineParams as params_class
+    else:
+        from training.transformer import TransformerParams as params_class  # type: ignore[assignment]
+    names = sorted(f.name for f in fields(params_class))
+    values: dict[str, Any] = {}
+    for item in overrides:
+        name, sep, raw = item.partition("=")
+        if not sep or name not in names:
+            raise typer.BadParameter(f"{item!r}: expected name=value, name one of {', '.join(names)}",
+                                     param_hint="--param")
+        try:
+            values[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[name] = raw
+    try:
+        return params_class(**values)
+    except (TypeError, ValueError) as err:
+        raise typer.BadParameter(str(err), param_hint="--param") from err
 
 
 def _setup(settings: Settings) -> None:
@@ -78,14 +109,17 @@ def train(
     model: KindOpt = Kind.baseline,
     alias: Annotated[str | None, typer.Option(help="also point this alias (e.g. challenger) here")] = None,
     promote_if_first: Annotated[bool, typer.Option(help="make it @champion when no champion exists")] = True,
+    param: ParamOpt = None,
 ) -> None:
     """Train on the shared datasets (or the shipped examples), log to MLflow, register the model."""
     from training.pipeline import train as run_training
 
+    params = _params(model, param)
     settings = get_settings()
     _setup(settings)
     try:
-        result = run_training(settings, kind=model.value, promote_if_first=promote_if_first, alias=alias)
+        result = run_training(settings, kind=model.value, params=params, promote_if_first=promote_if_first,
+                              alias=alias)
     except TriageError as err:
         raise _fail(err) from err
     out = Console()

@@ -40,7 +40,7 @@ ONNX_OUTPUTS = ("category_logits", "severity_logits")
 
 Backend = Literal["onnx", "torch"]
 # onnxruntime's SkipLayerNormalization kernel is slower than Add + LayerNormalization on short texts (see
-# training.transformer.export_int8_onnx), so the session does not fuse them back.
+# training.onnx_export.export_int8_onnx), so the session does not fuse them back.
 DISABLED_OPTIMIZERS = ["SkipLayerNormFusion"]
 
 

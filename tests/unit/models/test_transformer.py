@@ -109,6 +109,10 @@ def test_fit_trains_a_calibrated_classifier_with_a_complete_card(trained: tuple)
     assert card.extra["max_length"] == 24
     assert {"val_ece_before", "val_ece_after", "val_macro_f1"} <= set(card.metrics)
     assert set(card.extra["precision_thresholds"]) == set(card.categories)
+    # The export measured the feed-forward inputs on validation texts; the pretrained encoder has outlier channels.
+    fp32_channels = card.extra["int8_fp32_input_channels"]
+    assert set(fp32_channels) == {f"layer.{k}.{m}.dense" for k in range(3) for m in ("intermediate", "output")}
+    assert any(fp32_channels.values())
     pred = clf.predict(texts)
     assert pred.categories.shape == (len(texts), len(card.categories))
     assert pred.severity.shape == (len(texts), len(card.severity_levels))
