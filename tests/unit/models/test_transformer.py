@@ -44,7 +44,7 @@ def test_params_must_leave_a_trainable_encoder_layer() -> None:
 
 def test_params_defaults_are_valid_and_complete() -> None:
     p = TransformerParams()
-    assert p.max_length is None and p.threads >= 1 and p.max_train_examples is None and p.encoder_layers == 3
+    assert p.max_length is None and p.threads >= 1 and p.max_train_examples is None and p.encoder_layers == 4
 
 
 def test_categories_without_enough_known_positives_are_left_out() -> None:
@@ -111,7 +111,8 @@ def test_fit_trains_a_calibrated_classifier_with_a_complete_card(trained: tuple)
     assert set(card.extra["precision_thresholds"]) == set(card.categories)
     # The export measured the feed-forward inputs on validation texts; the pretrained encoder has outlier channels.
     fp32_channels = card.extra["int8_fp32_input_channels"]
-    assert set(fp32_channels) == {f"layer.{k}.{m}.dense" for k in range(3) for m in ("intermediate", "output")}
+    layers = range(TransformerParams().encoder_layers or 6)
+    assert set(fp32_channels) == {f"layer.{k}.{m}.dense" for k in layers for m in ("intermediate", "output")}
     assert any(fp32_channels.values())
     pred = clf.predict(texts)
     assert pred.categories.shape == (len(texts), len(card.categories))
@@ -132,10 +133,12 @@ def test_frozen_layers_keep_their_pretrained_weights_and_the_rest_learn(trained:
     params = TransformerParams()
     tuned = clf.net.state_dict()
     fresh = build_network(encoder_path(params), 2, 5, layers=params.encoder_layers).state_dict()
-    for frozen in ("encoder.embeddings.word_embeddings.weight", "encoder.encoder.layer.0.output.dense.weight"):
-        assert torch.equal(tuned[frozen], fresh[frozen]), frozen
-    assert not torch.equal(tuned["encoder.encoder.layer.2.output.dense.weight"],
-                           fresh["encoder.encoder.layer.2.output.dense.weight"])
+    assert params.encoder_layers is not None and 0 < params.frozen_layers < params.encoder_layers
+    assert torch.equal(tuned["encoder.embeddings.word_embeddings.weight"],
+                       fresh["encoder.embeddings.word_embeddings.weight"])
+    for k in range(params.encoder_layers):
+        name = f"encoder.encoder.layer.{k}.output.dense.weight"
+        assert torch.equal(tuned[name], fresh[name]) == (k < params.frozen_layers), name
 
 
 @pytest.mark.slow
@@ -172,7 +175,7 @@ def test_int8_export_matches_fp32_torch(trained: tuple) -> None:
     # After three steps most scores sit near their thresholds, where int8 noise may flip a decision; where fp32
     # decides with a margin of 0.02, int8 must decide the same way.
     clear = np.abs(p32.categories - thresholds) > 0.02
-    assert clear.mean() > 0.5
+    assert clear.sum() >= 100, f"only {clear.sum()} cells decided with a margin: the check would say little"
     assert same[clear].mean() >= 0.99, f"{same.mean():.3f} of all cells, {same[clear].mean():.3f} of clear ones"
     # Calls longer than batch_size are sorted by length internally; answers must come back in caller order.
     assert len(texts) > fp32.batch_size
