@@ -107,7 +107,7 @@ def export_int8_onnx(
     """Export the network to ONNX (opset 17, dynamic batch and sequence), fuse it, quantize it to int8 per channel.
 
     The export traces the eager attention so that onnxruntime's BERT optimizer can fuse each layer's attention
-    and GELU into Attention and BiasGelu kernels (the int8 model then runs QAttention; the embedding lookup stays
+    and GELU into Attention and Gelu kernels (the int8 model then runs QAttention; the embedding lookup stays
     fp32), which cuts the many small ops that dominate a single short text. With `calibration` batches, the
     feed-forward inputs' outlier channels (see `outlier_channels`) stay in fp32. Returns the model's bytes and
     the channels kept in fp32; everything is written in a temporary directory.
