@@ -89,6 +89,38 @@ def _enough(labels: np.ndarray, minimum: int) -> bool:
     return bool(np.sum(known == 1) >= minimum and np.sum(known == 0) >= minimum)
 
 
+def fit_linear_heads(
+    x: Any, weights: np.ndarray, y: np.ndarray, sev: np.ndarray, policy: Policy, c: float, severity_c: float,
+    params: BaselineParams,
+) -> tuple[list[str], list[Any], list[Any | None]]:
+    """One logistic regression per category (on rows where its label is known) and per severity cut-point.
+
+    `y` (n, C) holds 0/1/NaN in the policy's category order, `sev` the severity rank (-1 unknown). Categories with
+    fewer than `params.min_positives` known positives, or no known negative, get no head (left out of the names).
+    """
+    jobs, names = [], []
+    for j, name in enumerate(policy.category_names):
+        known = ~np.isnan(y[:, j])
+        positives = int(np.nansum(y[known, j]))
+        if positives < params.min_positives or positives == known.sum():
+            log.info("category %s left out: %d known positives of %d known rows", name, positives, known.sum())
+            continue
+        names.append(name)
+        jobs.append(delayed(_binary)(x[known], y[known, j].astype(int), weights[known], c, params))
+
+    known_sev = sev >= 0
+    cuts: list[int] = []
+    for k in range(len(policy.severity_names) - 1):
+        above = sev[known_sev] > k
+        if 0 < above.sum() < known_sev.sum():
+            cuts.append(k)
+            jobs.append(delayed(_binary)(x[known_sev], above.astype(int), weights[known_sev], severity_c, params))
+    # liblinear releases the GIL: threads fit the heads in parallel without copying the matrix.
+    fitted = Parallel(n_jobs=params.n_jobs, prefer="threads")(jobs)
+    by_cut = dict(zip(cuts, fitted[len(names):], strict=True))
+    return names, fitted[: len(names)], [by_cut.get(k) for k in range(len(policy.severity_names) - 1)]
+
+
 def fit(
     train: list[Example],
     validation: list[Example],
@@ -103,30 +135,8 @@ def fit(
     weights = np.array([ex.weight for ex in train], dtype=np.float64)
     y = label_matrix(train, policy.category_names)
 
-    jobs, names = [], []
-    for j, name in enumerate(policy.category_names):
-        known = ~np.isnan(y[:, j])
-        positives = int(np.nansum(y[known, j]))
-        if positives < params.min_positives or positives == known.sum():
-            log.info("category %s left out: %d known positives of %d known rows", name, positives, known.sum())
-            continue
-        names.append(name)
-        jobs.append(delayed(_binary)(x[known], y[known, j].astype(int), weights[known], params.C, params))
-
-    sev = severity_vector(train, policy.severity_names)
-    known_sev = sev >= 0
-    cuts: list[int] = []
-    for k in range(len(policy.severity_names) - 1):
-        above = sev[known_sev] > k
-        if 0 < above.sum() < known_sev.sum():
-            cuts.append(k)
-            jobs.append(delayed(_binary)(x[known_sev], above.astype(int), weights[known_sev], params.severity_C,
-                                         params))
-    # liblinear releases the GIL: threads fit the heads in parallel without copying the matrix.
-    fitted = Parallel(n_jobs=params.n_jobs, prefer="threads")(jobs)
-    category_models = fitted[: len(names)]
-    by_cut = dict(zip(cuts, fitted[len(names):], strict=True))
-    severity_models = [by_cut.get(k) for k in range(len(policy.severity_names) - 1)]
+    names, category_models, severity_models = fit_linear_heads(
+        x, weights, y, severity_vector(train, policy.severity_names), policy, params.C, params.severity_C, params)
 
     # Calibrate and choose thresholds on validation, never on the rows the models were fitted on.
     xv = features.transform([ex.text for ex in validation])

@@ -21,7 +21,7 @@ from triage.taxonomy import Policy
 
 log = logging.getLogger(__name__)
 
-ModelKind = Literal["baseline", "transformer"]
+ModelKind = Literal["baseline", "transformer", "combined"]
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,15 @@ def code_version() -> str:
 
 
 def fit_model(kind: ModelKind, train: list[Example], validation: list[Example], policy: Policy,
-              params: Any = None) -> tuple[Classifier, dict[str, Any]]:
+              params: Any = None, cache_dir: Path | None = None) -> tuple[Classifier, dict[str, Any]]:
     """Fit a classifier of the given kind; returns it with the parameters that were used."""
+    if kind == "combined":
+        from training import combined
+
+        cp = params or combined.CombinedParams()
+        if cp.embedding_cache is None and cache_dir is not None:
+            cp.embedding_cache = str(cache_dir / "embeddings")
+        return combined.fit(train, validation, policy, cp), asdict(cp)
     if kind == "baseline":
         from training import baseline
 
@@ -110,7 +117,7 @@ def train_on_splits(
     tags = {"model_kind": kind, "code_version": code_version(), "policy_version": policy.version}
     with registry.run(settings, name=f"train-{kind}", tags=tags, nested=nested) as run_id:
         started = time.perf_counter()
-        classifier, used = fit_model(kind, train_set, validation, policy, params)
+        classifier, used = fit_model(kind, train_set, validation, policy, params, settings.home / "cache")
         fit_seconds = time.perf_counter() - started
         registry.log_params({
             **used, **(extra_params or {}), "model_kind": kind, "data_origin": origin,

@@ -211,18 +211,200 @@ def guarded_decision(
     for name, p in sorted(scores.categories.items(), key=lambda kv: -kv[1]):
         if p < chosen.get(name, policy.category(name).threshold):
             continue
-        point = points.get(name)
-        if point is None or point.threshold is None:
-            extra.append(f"{name} ({_pct(p)}) has no operating point meeting its "
-                         f"{_pct(policy.category(name).target_precision)} precision target")
-        elif p < point.threshold:
-            extra.append(f"{name} at {_pct(p)} is below its {_pct(point.target_precision)}-precision operating "
-                         f"point ({_pct(point.threshold)})")
+        reason = _unasserted_reason(name, p, points.get(name), policy)
+        if reason:
+            extra.append(reason)
     if not extra:
         return decision
     reasons = decision.reasons if decision.route == "review" else ()
     return replace(decision, route="review", reasons=(*reasons, *extra))
 
 
+def _unasserted_reason(name: str, p: float, point: OperatingPoint | None, policy: Policy) -> str | None:
+    """Why a category the model says yes to cannot be auto-asserted (None when its precision guarantee covers it)."""
+    if point is None or point.threshold is None:
+        return (f"{name} ({_pct(p)}) has no operating point meeting its "
+                f"{_pct(policy.category(name).target_precision)} precision target")
+    if p < point.threshold:
+        return (f"{name} at {_pct(p)} is below its {_pct(point.target_precision)}-precision operating "
+                f"point ({_pct(point.threshold)})")
+    return None
+
+
 def _pct(p: float) -> str:
     return f"{100 * p:.0f}%" if math.isfinite(p) else "n/a"
+
+
+# --- The other side: what may be auto-cleared -------------------------------------------------------------------
+#
+# A ticket is auto-cleared for a category when its score is below the category's clear threshold. The share of the
+# category's violating tickets that are cleared is its miss rate (1 - recall at the threshold). On validation we take
+# the highest threshold whose one-sided Clopper-Pearson upper bound on the miss rate is at most the policy's
+# `max_auto_clear_miss`. With too few positives no threshold can be certified (with n positives and no miss the bound
+# is 1 - delta^(1/n): 45 positives are needed for 5% at delta 0.1); the point estimate is then used and the point
+# says it is not certified. The same rule, on P(severity >= the first always-reviewed level), guards severity.
+
+SEVERE = "severity>=high"
+
+
+def clopper_pearson_upper(failures: np.ndarray | int, trials: np.ndarray | int, delta: float = DEFAULT_DELTA) -> Any:
+    """One-sided Clopper-Pearson upper bound of a binomial proportion at level 1 - delta (1 when all fail)."""
+    if not 0.0 < delta < 1.0:
+        raise ValueError(f"delta must be in (0, 1), got {delta}")
+    k = np.asarray(failures, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    if np.any(k < 0) or np.any(k > n):
+        raise ValueError("failures must be between 0 and trials")
+    upper = np.where(k < n, beta.ppf(1.0 - delta, k + 1.0, np.maximum(n - k, 1.0)), 1.0)
+    return upper if upper.ndim else float(upper)
+
+
+@dataclass(frozen=True)
+class ClearPoint:
+    """Below `threshold` a ticket may be auto-cleared for `category`; the miss rate validation promises there."""
+
+    category: str
+    max_miss: float
+    threshold: float
+    certified: bool
+    miss_upper_bound: float | None
+    validation_miss: float | None
+    cleared_share: float | None
+    positives: int
+    known: int
+    delta: float = DEFAULT_DELTA
+
+    def clears(self, score: float) -> bool:
+        """Whether a ticket with this score may skip review as far as this category goes."""
+        return score < self.threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready record (for the model card)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ClearPoint:
+        """Inverse of `to_dict`."""
+        return cls(**dict(raw))
+
+
+def fit_clear_point(category: str, labels: np.ndarray, proba: np.ndarray, max_miss: float,
+                    delta: float = DEFAULT_DELTA, fallback: float = 0.0) -> ClearPoint:
+    """The highest clear threshold whose miss-rate upper bound on validation is at most `max_miss`.
+
+    `labels` 0/1 with NaN unknown. Without positives, `fallback` is the threshold (0 = clear nothing).
+    """
+    y, p = known_pairs(labels, proba)
+    pos = np.sort(p[y == 1])
+    n = len(pos)
+    if n == 0:
+        return ClearPoint(category, max_miss, float(fallback), False, None, None,
+                          float(np.mean(p < fallback)) if len(p) else None, 0, len(y), delta)
+    misses = np.arange(n)
+    upper = clopper_pearson_upper(misses, n, delta)
+    ok = np.flatnonzero(upper <= max_miss)
+    certified = ok.size > 0
+    # Allowing k misses: clear everything below the (k+1)-th lowest positive score.
+    k = int(ok.max()) if certified else int(np.floor(max_miss * n))
+    threshold = float(pos[min(k, n - 1)])
+    missed = int(np.sum(pos < threshold))
+    return ClearPoint(
+        category=category, max_miss=max_miss, threshold=round(threshold, 6), certified=certified,
+        miss_upper_bound=round(float(clopper_pearson_upper(missed, n, delta)), 6),
+        validation_miss=round(missed / n, 6), cleared_share=round(float(np.mean(p < threshold)), 6),
+        positives=n, known=len(y), delta=delta,
+    )
+
+
+def fit_clear_points(labels: np.ndarray, proba: np.ndarray, categories: Sequence[str], policy: Policy,
+                     fallbacks: Mapping[str, float] | None = None) -> dict[str, ClearPoint]:
+    """Clear points for every column of `labels`/`proba` (n, C), targets from the policy."""
+    y = np.asarray(labels, dtype=np.float64)
+    p = np.asarray(proba, dtype=np.float64)
+    if y.shape != p.shape or y.ndim != 2 or y.shape[1] != len(categories):
+        raise ValueError(f"labels {y.shape} and proba {p.shape} must both be (n, {len(categories)})")
+    fb = fallbacks or {}
+    return {
+        name: fit_clear_point(name, y[:, j], p[:, j], policy.category(name).max_auto_clear_miss,
+                              policy.routing.guarantee_delta, fb.get(name, 0.0))
+        for j, name in enumerate(categories)
+    }
+
+
+def first_severe_level(policy: Policy) -> int:
+    """Rank of the lowest severity level the policy always reviews (the 'severe' side of the guard)."""
+    ranks = [k for k, level in enumerate(policy.severity) if level.always_review]
+    return min(ranks) if ranks else len(policy.severity) - 1
+
+
+def severe_probability(severity: np.ndarray | Mapping[str, float], policy: Policy) -> Any:
+    """P(severity >= the first always-reviewed level): (n,) from an (n, L) matrix, or a float from a mapping."""
+    first = first_severe_level(policy)
+    if isinstance(severity, Mapping):
+        return float(sum(severity.get(name, 0.0) for name in policy.severity_names[first:]))
+    return np.asarray(severity)[:, first:].sum(axis=1)
+
+
+def fit_severity_guard(severity_ranks: np.ndarray, severity_proba: np.ndarray, policy: Policy) -> ClearPoint:
+    """The clear point of P(severity >= high) from validation ranks (-1 unknown) and level probabilities (n, L)."""
+    ranks = np.asarray(severity_ranks)
+    labels = np.where(ranks < 0, np.nan, (ranks >= first_severe_level(policy)).astype(np.float64))
+    return fit_clear_point(SEVERE, labels, severe_probability(severity_proba, policy), policy.routing.max_severe_miss,
+                           policy.routing.guarantee_delta)
+
+
+def clear_points_from_card(extra: Mapping[str, Any]) -> dict[str, ClearPoint]:
+    """Clear points (and the severity guard, under SEVERE) stored on a model card (empty when absent)."""
+    raw = dict(extra.get("clear_points") or {})
+    if extra.get("severity_guard"):
+        raw[SEVERE] = extra["severity_guard"]
+    return {name: ClearPoint.from_dict(v) for name, v in raw.items()}
+
+
+def assured_decision(
+    scores: Scores,
+    policy: Policy,
+    points: Mapping[str, OperatingPoint],
+    clear: Mapping[str, ClearPoint],
+    thresholds: Mapping[str, float] | None = None,
+) -> Decision:
+    """Route with both promises: auto only when every category is either cleared (below its clear point) or
+    asserted inside its precision guarantee, and the severity guard clears the ticket; otherwise review.
+
+    The fixed `min_confidence` rule of `decide` is replaced by the two fitted bounds.
+    """
+    base = decide(scores, policy, thresholds, unsure_rule=False)
+    chosen = prediction_set(scores.categories, points, thresholds)
+    th = thresholds or {}
+    reasons = [r for r in base.reasons if not r.startswith("confident ")]
+    for name, p in sorted(scores.categories.items(), key=lambda kv: -kv[1]):
+        if name in chosen:
+            continue  # asserted with its precision guarantee (always-review categories already have a reason)
+        point = clear.get(name)
+        if p >= th.get(name, policy.category(name).threshold):
+            reason = _unasserted_reason(name, p, points.get(name), policy)
+        elif point is None:
+            need = policy.category(name).min_confidence
+            reason = (f"unsure about {name}: score {_pct(p)}, needs {_pct(need)} confidence either way"
+                      if 1.0 - p < need else None)
+        elif not point.clears(p):
+            reason = (f"{name} at {_pct(p)} is above its auto-clear bound ({_pct(point.threshold)}; at most "
+                      f"{_pct(point.max_miss)} of {name} tickets may skip review)")
+        else:
+            reason = None
+        if reason:
+            reasons.append(reason)
+    guard = clear.get(SEVERE)
+    if guard is not None and scores.severity:
+        severe = severe_probability(scores.severity, policy)
+        if not guard.clears(severe):
+            reasons.append(f"may be {policy.severity_names[first_severe_level(policy)]} severity or worse "
+                           f"({_pct(severe)}; bound {_pct(guard.threshold)})")
+    if not reasons:
+        return replace(base, prediction_set=chosen, expected_precision=_promised(chosen, points))
+    return replace(base, route="review", reasons=tuple(reasons), prediction_set=chosen,
+                   expected_precision=_promised(chosen, points))
+
+
+def _promised(chosen: Sequence[str], points: Mapping[str, OperatingPoint]) -> dict[str, float]:
+    return {c: p.expected_precision for c in chosen if (p := points[c]).expected_precision is not None}

@@ -33,11 +33,13 @@ def priority(scores: Scores, policy: Policy) -> float:
     return float(min(1.0, max(0.0, w * expected_severity(scores.severity, policy) + (1 - w) * weighted)))
 
 
-def decide(scores: Scores, policy: Policy, thresholds: Mapping[str, float] | None = None) -> Decision:
+def decide(scores: Scores, policy: Policy, thresholds: Mapping[str, float] | None = None,
+           unsure_rule: bool = True) -> Decision:
     """Route one ticket: review when unsure, ambiguous or always-review by policy; auto otherwise.
 
     `thresholds` are the model's own per-category decision thresholds (chosen on validation); the
-    policy's are used for any category they do not name.
+    policy's are used for any category they do not name. `unsure_rule=False` leaves out the fixed
+    `min_confidence` rule, for callers that route on fitted bounds instead (triage.conformal.assured_decision).
     """
     chosen = thresholds or {}
     th = {name: chosen.get(name, policy.category(name).threshold) for name in scores.categories}
@@ -55,7 +57,7 @@ def decide(scores: Scores, policy: Policy, thresholds: Mapping[str, float] | Non
     for name, p in scores.categories.items():
         conf = category_confidence(p, th[name])
         confidence = min(confidence, conf)
-        if conf < policy.category(name).min_confidence:
+        if unsure_rule and conf < policy.category(name).min_confidence:
             uncertain.append((name, p))
     for name, p in sorted(uncertain, key=lambda x: -x[1]):
         need = policy.category(name).min_confidence

@@ -8,7 +8,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from triage.conformal import guarded_decision, points_from_card, prediction_set
+from triage.conformal import (
+    assured_decision,
+    clear_points_from_card,
+    guarded_decision,
+    points_from_card,
+    prediction_set,
+)
 from triage.errors import InvalidTicketsError
 from triage.models.base import Classifier, Prediction
 from triage.routing import decide
@@ -56,9 +62,12 @@ class Scorer:
         self._sev_names = list(card.severity_levels)
         self._thresholds = {k: v for k, v in card.thresholds.items() if k in known}
         self._points = {k: v for k, v in points_from_card(card.extra).items() if k in known}
+        self._clear = clear_points_from_card(card.extra)
 
     def decide(self, scores: Scores) -> Decision:
-        """Route one ticket; with operating points on the card, auto only inside the precision guarantee."""
+        """Route one ticket: inside the card's precision and auto-clear guarantees when it carries them."""
+        if self._clear:
+            return assured_decision(scores, self.policy, self._points, self._clear, self._thresholds)
         if not self._points:
             return decide(scores, self.policy, self._thresholds)
         decision = guarded_decision(scores, self.policy, self._points, self._thresholds)

@@ -40,6 +40,8 @@ class Category(_Strict):
     min_confidence: float = Field(default=0.75, ge=0.5, lt=1.0)
     always_review: bool = False
     target_precision: Probability = 0.9
+    # The largest share of this category's violating tickets that may be auto-cleared (routed with no person).
+    max_auto_clear_miss: Probability = 0.05
 
 
 class Routing(_Strict):
@@ -47,6 +49,10 @@ class Routing(_Strict):
 
     ambiguity_margin: float = Field(default=0.1, ge=0.0, lt=1.0)
     severity_weight: float = Field(default=0.6, ge=0.0, le=1.0)
+    # The largest share of tickets at an always-reviewed severity (high, critical) that may skip review.
+    max_severe_miss: Probability = 0.02
+    # Confidence of the finite-sample bounds behind both promises (1 - delta).
+    guarantee_delta: Probability = 0.1
 
 
 class Promotion(_Strict):

@@ -31,9 +31,10 @@ class Kind(StrEnum):
 
     baseline = "baseline"
     transformer = "transformer"
+    combined = "combined"
 
 
-KindOpt = Annotated[Kind, typer.Option("--model", help="baseline or transformer")]
+KindOpt = Annotated[Kind, typer.Option("--model", help="baseline, transformer or combined")]
 ParamOpt = Annotated[
     list[str] | None,
     typer.Option("--param", help="override one hyperparameter as name=value (value in JSON); repeatable"),
@@ -48,6 +49,8 @@ def _params(kind: Kind, overrides: list[str] | None) -> Any:
         return None
     if kind == Kind.baseline:
         from training.baseline import BaselineParams as params_class
+    elif kind == Kind.combined:
+        from training.combined import CombinedParams as params_class
     else:
         from training.transformer import TransformerParams as params_class  # type: ignore[assignment]
     names = sorted(f.name for f in fields(params_class))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -70,3 +70,55 @@ class LoadedModel:
     alias: str
     run_id: str | None
     metrics: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """How a model cuts long texts into word windows (see triage.text.windows); stored on the card."""
+
+    size: int = 96
+    stride: int = 64
+    max_windows: int = 16
+
+    def to_dict(self) -> dict[str, int]:
+        """JSON-ready record for the card."""
+        return {"size": self.size, "stride": self.stride, "max_windows": self.max_windows}
+
+    @classmethod
+    def from_card(cls, extra: Mapping[str, Any]) -> WindowSpec | None:
+        """The card's window spec, or None for a model that reads each text whole."""
+        raw = extra.get("windows")
+        return cls(**raw) if raw else None
+
+
+def most_severe_window(predict: Callable[[Sequence[str]], Prediction], texts: Sequence[str],
+                       spec: WindowSpec) -> Prediction:
+    """Score every window of every text and keep, per text, the highest probability per category and the severity
+    distribution of its most severe window (highest expected severity rank).
+
+    Texts of at most `spec.size` words are one window, so short tickets cost what they did before.
+    """
+    from triage.text import windows
+
+    pieces: list[str] = []
+    owner: list[int] = []
+    for i, text in enumerate(texts):
+        for piece in windows(text, spec.size, spec.stride, spec.max_windows):
+            pieces.append(piece)
+            owner.append(i)
+    if len(pieces) == len(texts):
+        return predict(pieces)
+    raw = predict(pieces)
+    idx = np.asarray(owner)
+    n = len(texts)
+    cats = np.full((n, raw.categories.shape[1]), -np.inf)
+    np.maximum.at(cats, idx, raw.categories)
+    rank = raw.severity @ np.arange(raw.severity.shape[1]) if raw.severity.size else np.zeros(len(pieces))
+    best = np.full(n, -np.inf)
+    np.maximum.at(best, idx, rank)
+    # The first window of each text reaching its text's highest expected severity.
+    chosen = np.zeros(n, dtype=np.int64)
+    for k in range(len(pieces) - 1, -1, -1):
+        if rank[k] == best[idx[k]]:
+            chosen[idx[k]] = k
+    return Prediction(categories=cats, severity=raw.severity[chosen])

@@ -9,7 +9,7 @@ from triage.models.base import MANIFEST, Classifier, ModelCard
 
 
 def load_classifier(directory: str | Path, threads: int = 1) -> Classifier:
-    """Load the classifier saved in `directory` (baseline or transformer); `threads` = intra-op threads."""
+    """Load the classifier saved in `directory` (baseline, transformer or combined); `threads` = intra-op threads."""
     path = Path(directory)
     if not (path / MANIFEST).is_file():
         raise ModelNotFoundError(f"{path} holds no {MANIFEST}: not a saved triage classifier")
@@ -22,4 +22,8 @@ def load_classifier(directory: str | Path, threads: int = 1) -> Classifier:
         from triage.models.transformer import TransformerClassifier
 
         return TransformerClassifier.load(path, threads=threads)
+    if card.kind == "combined":
+        from triage.models.combined import CombinedClassifier
+
+        return CombinedClassifier.load(path, threads=threads)
     raise ModelNotFoundError(f"{path}: unknown classifier kind {card.kind!r}")

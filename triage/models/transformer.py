@@ -46,9 +46,14 @@ DISABLED_OPTIMIZERS = ["SkipLayerNormFusion"]
 
 def load_tokenizer(path: str | Path, max_length: int) -> Any:
     """A fast WordPiece tokenizer that truncates to `max_length` and pads to the longest text in a batch."""
+    return tokenizer_from_str(Path(path).read_text(encoding="utf-8"), max_length)
+
+
+def tokenizer_from_str(serialised: str, max_length: int) -> Any:
+    """`load_tokenizer` from the tokenizer's JSON text."""
     from tokenizers import Tokenizer
 
-    tok = Tokenizer.from_file(str(path))
+    tok = Tokenizer.from_str(serialised)
     tok.enable_truncation(max_length=max_length)
     pad_id = tok.token_to_id("[PAD]")
     tok.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")

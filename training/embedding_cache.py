@@ -1,0 +1,49 @@
+"""Sentence embeddings of training texts, cached on disk by encoder and text so a refit skips the encoder."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from triage.models.embedding import DIMENSIONS, SentenceEncoder
+
+log = logging.getLogger(__name__)
+
+
+def _key(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).digest()
+
+
+def embed_cached(encoder: SentenceEncoder, texts: Sequence[str], cache_dir: Path | None) -> np.ndarray:
+    """Embeddings (n, 384) of `texts`; those already in `cache_dir` (for this encoder) are read, not computed."""
+    if cache_dir is None:
+        return encoder.embed(texts)
+    digest = hashlib.sha256(encoder.model_bytes).hexdigest()[:12]
+    path = cache_dir / f"embeddings-{digest}-{encoder.max_length}.npz"
+    keys = [_key(t) for t in texts]
+    cached: dict[bytes, np.ndarray] = {}
+    if path.is_file():
+        with np.load(path) as stored:
+            cached = dict(zip((bytes(k) for k in stored["keys"]), stored["vectors"], strict=True))
+    missing = sorted({k: i for i, k in enumerate(keys) if k not in cached}.values())
+    if missing:
+        started = time.perf_counter()
+        fresh = encoder.embed([texts[i] for i in missing])
+        log.info("embedded %d texts in %.0f s (%d from cache)", len(missing), time.perf_counter() - started,
+                 len(texts) - len(missing))
+        for i, vector in zip(missing, fresh, strict=True):
+            cached[keys[i]] = vector.astype(np.float16)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, keys=np.array(list(cached), dtype=f"S{len(keys[0])}"),
+                 vectors=np.stack(list(cached.values())).astype(np.float16))
+        tmp.replace(path)
+    out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
+    for i, k in enumerate(keys):
+        out[i] = cached[k]
+    return out
