@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from triage.data.imports import _rows
 from triage.errors import DataError
 from triage.models.base import Classifier, LoadedModel
 from triage.scorer import Scorer
@@ -89,19 +90,12 @@ def _suite_files(path: Path) -> list[Path]:
 
 def _read_file(path: Path) -> tuple[list[dict[str, Any]], str | None, dict[str, str]]:
     """Raw case mappings of one file, its default language and its named passages."""
+    if path.suffix == ".jsonl":
+        return [fields for _, fields in _rows(path)], None, {}
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise DataError(f"{path}: cannot read suite file: {err.strerror or err}") from err
-    if path.suffix == ".jsonl":
-        rows = []
-        for n, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise DataError(f"{path}:{n}: not valid JSON: {err.msg}") from err
-        return rows, None, {}
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as err:
