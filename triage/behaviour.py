@@ -342,14 +342,52 @@ class SuiteReport:
         writer.writerows(rows)
         return buf.getvalue()
 
+    def markdown(self) -> str:
+        """Markdown tables for the README: per behaviour (all languages) with per-language and overall rows, then
+        flagged / left alone per behaviour and language."""
+        head = ("| behaviour | must flag | flagged | flagged or review | must not | left alone | clean to review "
+                "| severity ok |\n|---|---:|---:|---:|---:|---:|---:|---:|")
+        lines = [head]
+        keys = [(g, ALL) for g in self.groups] + [(ALL, lang) for lang in self.languages] + [(ALL, ALL)]
+        for g, lang in keys:
+            s = self.slice(g, lang)
+            name = g if lang == ALL else f"all, {lang}"
+            name = "**all**" if (g, lang) == (ALL, ALL) else name
+            sev = f"{_pct(s.severity_accuracy)} of {s.severity_cases}" if s.severity_cases else "-"
+            lines.append(f"| {name} | {s.must_flag} | {_pct(s.flag_accuracy)} | {_pct(s.caught_rate)} | "
+                         f"{s.must_not_flag} | {_pct(s.clean_accuracy)} | {_pct(s.clean_review_rate)} | {sev} |")
+        lines += ["", "| behaviour | " + " | ".join(f"{lang}: flagged / left alone" for lang in self.languages) + " |",
+                  "|---|" + "---|" * len(self.languages)]
+        for g in self.groups:
+            cells = [f"{_pct(s.flag_accuracy)} of {s.must_flag} / {_pct(s.clean_accuracy)} of {s.must_not_flag}"
+                     for s in (self.slice(g, lang) for lang in self.languages)]
+            lines.append(f"| {g} | " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+
     def write(self, directory: str | Path, stem: str = "behaviour_suite") -> tuple[Path, Path]:
-        """Write `<stem>.json` and `<stem>.csv` into `directory`; returns both paths."""
+        """Write `<stem>.json`, `<stem>.csv` and `<stem>.md` into `directory`; returns the JSON and CSV paths."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         js, cs = out / f"{stem}.json", out / f"{stem}.csv"
         js.write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")
         cs.write_text(self.to_csv(), encoding="utf-8")
+        (out / f"{stem}.md").write_text(self.markdown(), encoding="utf-8")
         return js, cs
+
+
+def comparison_markdown(reports: Sequence[SuiteReport]) -> str:
+    """One Markdown table comparing models per behaviour: flagged (must flag) / left alone (must not) for each."""
+    groups = [g for g in GROUPS if any(g in r.groups for r in reports)]
+    lines = ["| behaviour | " + " | ".join(f"{r.model}: flagged / left alone" for r in reports) + " |",
+             "|---|" + "---:|" * len(reports)]
+    for g in [*groups, ALL]:
+        cells = [f"{_pct(s.flag_accuracy)} / {_pct(s.clean_accuracy)}" for s in (r.slice(g) for r in reports)]
+        lines.append(f"| {'**all**' if g == ALL else g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.0f}%"
 
 
 def run_suite(model: Classifier | LoadedModel, cases: Sequence[BehaviourCase], policy: Policy,

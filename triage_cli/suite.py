@@ -58,7 +58,7 @@ def run(settings: Settings, model: Classifier | LoadedModel, suite: Path | None,
     out.print(behaviour_table(report))
     out.print(language_table(report))
     js, cs = report.write(results)
-    out.print(f"wrote {js} and {cs}")
+    out.print(f"wrote {js}, {cs} and {js.with_suffix('.md')}")
     if log_mlflow:
         from triage.adapters import mlflow_registry as registry
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from triage.behaviour import ALL, GROUPS, BehaviourCase, load_suite, run_suite
+from triage.behaviour import ALL, GROUPS, BehaviourCase, comparison_markdown, load_suite, run_suite
 from triage.errors import DataError
 from triage.models.base import ModelCard, Prediction
 from triage.taxonomy import Policy
@@ -198,6 +198,21 @@ def test_report_files_and_metrics_hold_every_slice(policy: Policy, tmp_path: Pat
     assert lines[0].startswith("group,language,must_flag,flagged") and len(lines) == 1 + len(slices)
     metrics = report.flat_metrics()
     assert metrics["suite.negation.ja.flag_accuracy"] == 1.0 and "suite.negation.ja.clean_accuracy" not in metrics
+    md = (tmp_path / "behaviour_suite.md").read_text()
+    assert "| negation | 1 | 100% | 100% | 1 | 100% | 0% | - |" in md
+    assert "| negation | - of 0 / 100% of 1 | 100% of 1 / - of 0 |" in md
+
+
+def test_comparison_puts_models_side_by_side(policy: Policy) -> None:
+    cases = [_c("a", "negation", ()), _c("b", "negation", ("hate",)), _c("c", "obfuscation", ("hate",))]
+    good = {"text of a": ({}, "none"), "text of b": ({"hate": 0.9}, "medium"), "text of c": ({"hate": 0.9}, "high")}
+    bad = {"text of a": ({"hate": 0.9}, "none"), "text of b": ({}, "none"), "text of c": ({"hate": 0.9}, "low")}
+    md = comparison_markdown([run_suite(TableClassifier(policy, good, {}), cases, policy, name="good"),
+                              run_suite(TableClassifier(policy, bad, {}), cases, policy, name="bad")])
+    assert md.splitlines()[0] == "| behaviour | good: flagged / left alone | bad: flagged / left alone |"
+    assert "| negation | 100% / 100% | 0% / 0% |" in md
+    assert "| obfuscation | 100% / - | 100% / - |" in md
+    assert "| **all** | 100% / 100% | 50% / 0% |" in md
 
 
 # ---------------------------------------------------------------- the shipped suite
