@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from triage.behaviour import ALL, GROUPS, BehaviourCase, comparison_markdown, load_suite, run_suite
+from triage.behaviour import ALL, GROUPS, BehaviourCase, balance, comparison_markdown, load_suite, run_suite
 from triage.errors import DataError
 from triage.models.base import ModelCard, Prediction
 from triage.taxonomy import Policy
@@ -231,8 +231,9 @@ def test_shipped_suite_is_large_covers_every_group_and_language(shipped: list[Be
 
 
 def test_shipped_suite_is_balanced_overall_and_has_both_sides_in_every_group(shipped: list[BehaviourCase]) -> None:
-    share = np.mean([c.must_flag for c in shipped])
-    assert 0.4 <= share <= 0.6
+    counts = balance(shipped)
+    assert 0.4 <= counts["must_flag_share"] <= 0.6
+    assert sum(sum(sides.values()) for sides in counts["groups"].values()) == counts["cases"] == len(shipped)
     for lang in ("en", "ja", "pt"):
         assert 0.35 <= np.mean([c.must_flag for c in shipped if c.language == lang]) <= 0.65, lang
     for group in GROUPS:
