@@ -33,7 +33,7 @@ from triage.data.imports import _rows
 from triage.errors import DataError
 from triage.models.base import Classifier, LoadedModel
 from triage.scorer import Scorer
-from triage.taxonomy import Policy
+from triage.taxonomy import Policy, load_policy
 from triage.tickets import Ticket
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,10 @@ def _parse_case(raw: Any, where: str, language: str | None, passages: Mapping[st
         elif not must_flag:
             problems.append(f"{label}: min_severity only applies to must-flag cases")
     context = raw.get("context") or []
-    missing = [c for c in context if c not in passages] if isinstance(context, list) else ["(not a list)"]
+    if not isinstance(context, list) or not all(isinstance(c, str) for c in context):
+        context, missing = [], ["(context must be a list of passage names)"]
+    else:
+        missing = [c for c in context if c not in passages]
     if missing:
         problems.append(f"{label}: unknown context passage(s) {', '.join(map(str, missing))}")
     body = raw.get("text")
@@ -167,8 +170,6 @@ def load_suite(path: str | Path | None = None, policy: Policy | None = None) -> 
 
     Every problem in every file is collected and raised at once as a DataError naming the cases.
     """
-    from triage.taxonomy import load_policy
-
     pol = policy or load_policy()
     root = Path(path) if path else default_suite_path()
     cases: list[BehaviourCase] = []

@@ -70,6 +70,7 @@ def test_empty_text_is_refused_with_the_case_id(tmp_path: Path, policy: Policy, 
     ({"expected": ["violence"], "must_flag": True, "min_severity": "severe"}, r"unknown min_severity 'severe'"),
     ({"min_severity": "high"}, r"min_severity only applies to must-flag cases"),
     ({"context": ["nowhere"]}, r"unknown context passage\(s\) nowhere"),
+    ({"context": [{"a": 1}]}, r"context must be a list of passage names"),
     ({"label": "x"}, r"unknown field\(s\) label"),
     ({"id": ""}, r"case \(no id\): missing id"),
 ])
