@@ -137,18 +137,34 @@ def train(
 def evaluate(
     alias: Annotated[str, typer.Option(help="registry alias to evaluate")] = "champion",
     labelled: Annotated[Path | None, typer.Option(help="a labelled CSV/JSONL to evaluate on instead")] = None,
+    suite: Annotated[bool, typer.Option("--suite", help="run the behaviour suite instead of the test split")] = False,
+    suite_file: Annotated[Path | None, typer.Option(help="suite file or directory (default: the shipped one)")] = None,
+    model_dir: Annotated[Path | None, typer.Option(help="a saved classifier directory instead of the registry")] = None,
+    results: Annotated[Path, typer.Option(help="where --suite writes behaviour_suite.json/.csv")] = Path("results"),
+    log_mlflow: Annotated[bool, typer.Option("--mlflow", help="with --suite, also log the results to MLflow")] = False,
 ) -> None:
-    """Evaluate a registered model on the test split of the data (or on a labelled file)."""
+    """Evaluate a registered model on the test split of the data (or on a labelled file, or the behaviour suite)."""
     from training.evaluate import evaluate as run_eval
     from training.pipeline import load_training_data
     from triage.adapters import mlflow_registry as registry
     from triage.data.imports import read_labelled_file
     from triage.data.splits import split_examples
+    from triage.models.base import LoadedModel
+    from triage.models.io import load_classifier
 
     settings = get_settings()
     _setup(settings)
     try:
-        loaded = registry.load_model(settings, alias)
+        if model_dir:
+            loaded = LoadedModel(load_classifier(model_dir), str(model_dir), "local", "dir", None, {})
+        else:
+            loaded = registry.load_model(settings, alias)
+        if suite:
+            from triage_cli import suite as behaviour
+
+            wide = Console(width=None if sys.stdout.isatty() else 200)
+            behaviour.run(settings, loaded, suite_file, results, log_mlflow, wide)
+            return
         policy = settings.load_policy()
         if labelled:
             examples = read_labelled_file(labelled, policy)
