@@ -19,12 +19,13 @@ from triage.calibration import (
     fit_ordinal_temperature,
     fit_sigmoid_temperature,
 )
-from triage.conformal import fit_operating_points
+from triage.conformal import fit_routing_points
 from triage.data.schema import Example, label_matrix, severity_vector
 from triage.metrics import expected_calibration_error
-from triage.models.base import ModelCard
+from triage.models.base import ModelCard, WindowSpec
 from triage.models.baseline import BaselineClassifier, category_logits, cumulative_logits
 from triage.taxonomy import Policy
+from triage.text import normalize_all
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,12 @@ class BaselineParams:
     min_calibration_labels: int = 10
     n_jobs: int = 2
     seed: int = 13
+    # Texts are normalised against obfuscation (triage.text) in training and serving; long ones are scored by
+    # their most severe window of `window_size` words.
+    normalize: bool = True
+    window_size: int = 96
+    window_stride: int = 64
+    max_windows: int = 16
 
     def __post_init__(self) -> None:
         if not 1 <= self.word_ngram_max <= 3:
@@ -59,6 +66,9 @@ class BaselineParams:
             raise ValueError("min_positives must be at least 1")
         if self.n_jobs < 1:
             raise ValueError("n_jobs must be at least 1")
+        if not 1 <= self.window_stride <= self.window_size or self.max_windows < 1:
+            raise ValueError(f"need 1 <= window_stride <= window_size and max_windows >= 1, got "
+                             f"{self.window_stride}, {self.window_size}, {self.max_windows}")
 
     def as_dict(self) -> dict[str, object]:
         """Parameters for logging."""
@@ -131,7 +141,8 @@ def fit(
     params = params or BaselineParams()
     started = time.perf_counter()
     features = _features(params)
-    x = features.fit_transform([ex.text for ex in train])
+    prepare = normalize_all if params.normalize else list
+    x = features.fit_transform(prepare([ex.text for ex in train]))
     weights = np.array([ex.weight for ex in train], dtype=np.float64)
     y = label_matrix(train, policy.category_names)
 
@@ -139,7 +150,7 @@ def fit(
         x, weights, y, severity_vector(train, policy.severity_names), policy, params.C, params.severity_C, params)
 
     # Calibrate and choose thresholds on validation, never on the rows the models were fitted on.
-    xv = features.transform([ex.text for ex in validation])
+    xv = features.transform(prepare([ex.text for ex in validation]))
     yv = label_matrix(validation, names)
     zv = category_logits(category_models, xv)
     calibrations = [
@@ -155,19 +166,27 @@ def fit(
                                               severity_levels=list(policy.severity_names),
                                               policy_name=policy.name, policy_version=policy.version,
                                               policy_digest=policy.digest))
-    pv = classifier.predict([ex.text for ex in validation]).categories
+    text_handling = {"normalize": params.normalize,
+                     "windows": WindowSpec(params.window_size, params.window_stride, params.max_windows).to_dict()}
+    classifier.card.extra = dict(text_handling)
+    validation_prediction = classifier.predict([ex.text for ex in validation])
+    pv = validation_prediction.categories
     classifier.card.thresholds, points = decision_thresholds(
         yv, pv, names, {c: policy.category(c).target_precision for c in names},
         {c: policy.category(c).threshold for c in names}, params.min_positives,
     )
     classifier.card.extra = {
+        **text_handling,
         "train_seconds": round(time.perf_counter() - started, 2),
         "train_examples": len(train),
         "features": int(x.shape[1]),
         "validation_ece_before": expected_calibration_error(yv, uncalibrated),
         "validation_ece_after": expected_calibration_error(yv, pv),
         "precision_thresholds": points,
-        "operating_points": {n: pt.to_dict() for n, pt in fit_operating_points(yv, pv, names, policy).items()},
+        **fit_routing_points(yv, pv, validation_prediction.severity,
+                         severity_vector(validation, policy.severity_names), names, classifier.card.thresholds,
+                         policy),
     }
     log.info("baseline fitted on %d examples in %.1fs", len(train), classifier.card.extra["train_seconds"])
     return classifier
+

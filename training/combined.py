@@ -21,7 +21,7 @@ from training.baseline import BaselineParams, fit_linear_heads
 from training.embedding_cache import embed_cached
 from training.encoder_export import export_sentence_encoder
 from triage.calibration import decision_thresholds
-from triage.conformal import fit_clear_points, fit_operating_points, fit_severity_guard
+from triage.conformal import fit_routing_points
 from triage.data.schema import Example, label_matrix, severity_vector
 from triage.metrics import expected_calibration_error
 from triage.models.base import ModelCard, WindowSpec
@@ -196,21 +196,9 @@ def fit(train: list[Example], validation: list[Example], policy: Policy,
         "validation_ece_ngrams": expected_calibration_error(yv, expit(zt[:, :n_cat])),
         "validation_ece_after": expected_calibration_error(yv, pv),
         "precision_thresholds": precision_points,
-        **routing_points(yv, pv, cumulative_to_levels(oof[:, n_cat:]),
+        **fit_routing_points(yv, pv, cumulative_to_levels(oof[:, n_cat:]),
                          severity_vector(validation, policy.severity_names), names, card.thresholds, policy),
     }
     log.info("combined model fitted on %d examples in %.0f s", len(train), card.extra["train_seconds"])
     return classifier
-
-
-def routing_points(labels: np.ndarray, proba: np.ndarray, severity_proba: np.ndarray, severity_ranks: np.ndarray,
-                   names: list[str], thresholds: dict[str, float], policy: Policy) -> dict[str, Any]:
-    """Both routing promises fitted on held-out scores, ready for the card: precision operating points, auto-clear
-    points per category, and the severity guard."""
-    return {
-        "operating_points": {n: pt.to_dict() for n, pt in fit_operating_points(labels, proba, names, policy).items()},
-        "clear_points": {n: pt.to_dict() for n, pt in
-                         fit_clear_points(labels, proba, names, policy, fallbacks=thresholds).items()},
-        "severity_guard": fit_severity_guard(severity_ranks, severity_proba, policy).to_dict(),
-    }
 

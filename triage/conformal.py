@@ -408,3 +408,16 @@ def assured_decision(
 
 def _promised(chosen: Sequence[str], points: Mapping[str, OperatingPoint]) -> dict[str, float]:
     return {c: p.expected_precision for c in chosen if (p := points[c]).expected_precision is not None}
+
+
+def fit_routing_points(labels: np.ndarray, proba: np.ndarray, severity_proba: np.ndarray, severity_ranks: np.ndarray,
+                       names: Sequence[str], thresholds: Mapping[str, float], policy: Policy) -> dict[str, Any]:
+    """Both routing promises fitted on held-out scores, ready for a model card's `extra`: the precision operating
+    points, the auto-clear points per category (a category without validation positives falls back to its
+    decision threshold, uncertified) and the severity guard."""
+    return {
+        "operating_points": {n: pt.to_dict() for n, pt in fit_operating_points(labels, proba, names, policy).items()},
+        "clear_points": {n: pt.to_dict() for n, pt in
+                         fit_clear_points(labels, proba, names, policy, fallbacks=thresholds).items()},
+        "severity_guard": fit_severity_guard(severity_ranks, severity_proba, policy).to_dict(),
+    }

@@ -11,7 +11,8 @@ import numpy as np
 from sklearn.pipeline import FeatureUnion
 
 from triage.calibration import SigmoidCalibration, apply_sigmoid_calibration, ordinal_probabilities
-from triage.models.base import ModelCard, Prediction
+from triage.models.base import ModelCard, Prediction, WindowSpec, most_severe_window
+from triage.text import normalize_all
 
 WEIGHTS = "baseline.joblib"
 # Logit of a cut-point no training row ever passed (e.g. no `critical` example): P(y > k) ~ 0.
@@ -51,7 +52,19 @@ class BaselineClassifier:
         self.card = card
 
     def predict(self, texts: Sequence[str]) -> Prediction:
-        """Calibrated probabilities (n, C) for card.categories and (n, L) for card.severity_levels."""
+        """Calibrated probabilities (n, C) for card.categories and (n, L) for card.severity_levels.
+
+        A model trained on normalised text (card.extra["normalize"]) sees normalised text here too; with a window
+        spec on its card, long texts are scored by their most severe window.
+        """
+        if self.card.extra.get("normalize"):
+            texts = normalize_all(texts)
+        spec = WindowSpec.from_card(self.card.extra)
+        if spec is not None:
+            return most_severe_window(self._predict_text, texts, spec)
+        return self._predict_text(texts)
+
+    def _predict_text(self, texts: Sequence[str]) -> Prediction:
         x = self.features.transform(list(texts))
         cats = apply_sigmoid_calibration(category_logits(self.category_models, x), self.calibrations)
         sev = ordinal_probabilities(cumulative_logits(self.severity_models, x), self.severity_temperature)

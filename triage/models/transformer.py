@@ -25,7 +25,8 @@ from typing import Any, Literal
 import numpy as np
 
 from triage.calibration import SigmoidCalibration, apply_sigmoid_calibration, ordinal_probabilities
-from triage.models.base import ModelCard, Prediction
+from triage.models.base import ModelCard, Prediction, WindowSpec, most_severe_window
+from triage.text import normalize_all
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,12 @@ Backend = Literal["onnx", "torch"]
 # onnxruntime's SkipLayerNormalization kernel is slower than Add + LayerNormalization on short texts (see
 # training.onnx_export.export_int8_onnx), so the session does not fuse them back.
 DISABLED_OPTIMIZERS = ["SkipLayerNormFusion"]
+
+
+def default_windows(max_length: int) -> WindowSpec:
+    """Word windows that fit the token limit (about 1.4 WordPiece tokens per word), overlapping by a third."""
+    size = max(8, int(max_length / 1.4))
+    return WindowSpec(size=size, stride=max(1, 2 * size // 3), max_windows=16)
 
 
 def load_tokenizer(path: str | Path, max_length: int) -> Any:
@@ -263,8 +270,15 @@ class TransformerClassifier:
         )
 
     def predict(self, texts: Sequence[str]) -> Prediction:
-        """Calibrated category (n, C) and severity (n, L) probabilities in the card's order."""
-        return self.calibrate(*self.predict_logits(texts))
+        """Calibrated category (n, C) and severity (n, L) probabilities in the card's order.
+
+        Texts longer than the token limit are scored by their most severe window (a model whose card names no
+        window spec gets one sized to its limit); a model trained on normalised text sees normalised text.
+        """
+        if self.card.extra.get("normalize"):
+            texts = normalize_all(texts)
+        spec = WindowSpec.from_card(self.card.extra) or default_windows(self.max_length)
+        return most_severe_window(lambda chunk: self.calibrate(*self.predict_logits(chunk)), texts, spec)
 
     def save(self, directory: Path) -> None:
         """Write card, tokenizer, int8 ONNX model, fp32 weights and calibration into `directory`."""
