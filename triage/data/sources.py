@@ -864,14 +864,25 @@ _AGE_TERMS = {"old", "older", "young", "younger", "teenage", "millenial", "mille
 _TEMPLATE_TOXIC = {"am_hate_adj": {"hate": 1}, "being_adj": {"hate": 1}, "name_adj": {"hate": 1, "harassment": 1},
                    "you_are_adj": {"hate": 1, "harassment": 1}, "verb_adj": {"hate": 1, "violence": 1},
                    "you_occupation": {"hate": 0, "harassment": 1}}
+_BEING = re.compile(r"^being (.+) is \w+$", re.IGNORECASE)
 
 
-def _template_labels(template: str, toxic: bool, phrase: str) -> dict[str, int]:
+def _template_term(template: str, phrase: str, terms: Sequence[str]) -> str:
+    """The identity term a template sentence was filled with ('' for the occupation templates)."""
+    if template == "you_occupation":
+        return ""
+    text = phrase.strip().lower()
+    being = _BEING.match(text)
+    if being:
+        return being.group(1)
+    return next((t for t in terms if text.endswith(" " + t) or text == t), "")
+
+
+def _template_labels(template: str, toxic: bool, term: str) -> dict[str, int]:
     if not toxic:
         return {"hate": 0, "harassment": 0, "violence": 0}
     labels = {"hate": 0, "harassment": 0, "violence": 0, **_TEMPLATE_TOXIC[template]}
-    if template != "you_occupation" and any(phrase.lower().endswith(" " + t) or f" {t} is " in phrase.lower()
-                                            for t in _AGE_TERMS):
+    if term in _AGE_TERMS:
         del labels["hate"]  # age is not a protected attribute in the policy
     return labels
 
@@ -879,22 +890,28 @@ def _template_labels(template: str, toxic: bool, phrase: str) -> dict[str, int]:
 def _load_jigsaw_identity_templates(d: Path) -> list[Example]:
     templates, *wiki = (_path(d, rel) for rel in _SPEC["jigsaw_identity_templates"].files)
     df = _read_table(templates, ["template", "toxicity", "phrase"])
+    # The identity terms are those of the "Being <term> is <adj>" template, longest first ("african american").
+    terms = sorted({m.group(1) for m in map(_BEING.match, df["phrase"].str.strip().str.lower()) if m},
+                   key=len, reverse=True)
     out = []
     for i, (template, toxicity, phrase) in enumerate(zip(df["template"], df["toxicity"], df["phrase"],
                                                          strict=True)):
         if template not in _TEMPLATE_TOXIC or toxicity not in ("toxic", "nontoxic"):
             raise DataError(f"{templates}: row {i + 1}: unexpected template/toxicity {template!r}/{toxicity!r}")
         toxic = toxicity == "toxic"
-        labels = _template_labels(template, toxic, phrase)
+        term = _template_term(template, phrase, terms)
+        labels = _template_labels(template, toxic, term)
         severity = ("high" if labels.get("violence") else "medium") if toxic else "none"
         out.append(_example("jigsaw_identity_templates", phrase, labels, severity,
-                            meta={"set": "templates", "template": template}))
+                            meta={"set": "templates", "template": template, "term": term,
+                                  "toxic": str(int(toxic))}))
     for path in wiki:
-        comments = _read_table(path, ["comment", "toxic"])
-        for i, (text, toxic) in enumerate(zip(comments["comment"], comments["toxic"], strict=True)):
+        comments = _read_table(path, ["rev_id", "comment", "toxic"])
+        for i, (rev, text, toxic) in enumerate(zip(comments["rev_id"], comments["comment"], comments["toxic"],
+                                                   strict=True)):
             if toxic not in ("True", "False"):
                 raise DataError(f"{path}: row {i + 1}: toxic must be True or False, got {toxic!r}")
-            meta = {"set": path.stem, "toxic": str(int(toxic == "True"))}
+            meta = {"set": path.stem, "toxic": str(int(toxic == "True")), "rev_id": rev.strip()}
             if toxic == "True":
                 out.append(_example("jigsaw_identity_templates", text, {}, None, meta=meta))
             else:

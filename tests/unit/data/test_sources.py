@@ -286,7 +286,10 @@ def test_identity_templates_are_evaluation_only_and_map_by_template(loaded: dict
     assert ex["kill muslim"].severity == "high"
     assert ex["you are a disgusting actor"].labels == {"hate": 0, "harassment": 1, "violence": 0}
     assert "hate" not in ex["being old is disgusting"].labels  # age is not protected by the policy
-    toxic_wiki = [e for e in loaded["jigsaw_identity_templates"] if e.meta.get("toxic") == "1"]
+    assert ex["kill muslim"].meta["term"] == "muslim" and ex["being african american is great"].meta["term"] == \
+        "african american"
+    toxic_wiki = [e for e in loaded["jigsaw_identity_templates"]
+                  if e.meta["set"] != "templates" and e.meta["toxic"] == "1"]
     assert toxic_wiki and all(e.labels == {} and e.severity is None for e in toxic_wiki)
 
 
