@@ -11,16 +11,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from training.evaluate import evaluate
+import numpy as np
+
+from training.evaluate import evaluate, predict_examples
 from training.pipeline import ModelKind, code_version, load_training_data, train_on_splits
 from triage.adapters import mlflow_registry as registry
 from triage.data.merge import merge_expert_labels
-from triage.data.schema import Example
+from triage.data.schema import Example, label_matrix, severity_vector
 from triage.data.splits import data_hash, split_examples, split_of
 from triage.errors import ModelNotFoundError
-from triage.models.base import Classifier
-from triage.promotion import GateDecision, evaluate_gate
+from triage.models.base import Classifier, Prediction
+from triage.promotion import GateDecision, RuleResult, evaluate_gate, paired_decisions
 from triage.settings import Settings
+from triage.taxonomy import Policy
 
 log = logging.getLogger(__name__)
 
@@ -80,26 +83,51 @@ def expert_examples_from_review(settings: Settings) -> list[Example]:
         outbox.close()
 
 
-def measure(classifier: Classifier, sets: EvaluationSets, settings: Settings) -> dict[str, float]:
+def measure(classifier: Classifier, sets: EvaluationSets, settings: Settings,
+            golden_prediction: Prediction | None = None) -> dict[str, float]:
     """Metrics on the golden set (`golden/...`) and the expert slice (`expert/...`)."""
     policy = settings.load_policy()
     out: dict[str, float] = {}
     for prefix, examples in (("golden", sets.golden), ("expert", sets.expert)):
         if examples:
-            metrics = evaluate(classifier, examples, policy)
+            metrics = evaluate(classifier, examples, policy, golden_prediction if prefix == "golden" else None)
             out.update({f"{prefix}/{k}": v for k, v in metrics.items() if "/" not in k})
             out[f"{prefix}/n"] = float(len(examples))
     return out
 
 
+def decisions(classifier: Classifier, prediction: Prediction, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
+    """(n, C) category decisions in the policy's order at the model's own thresholds, and (n,) severity levels."""
+    card = classifier.card
+    out = np.zeros((len(prediction.categories), len(policy.category_names)), dtype=bool)
+    for j, name in enumerate(policy.category_names):
+        if name in card.categories:
+            k = list(card.categories).index(name)
+            out[:, j] = prediction.categories[:, k] >= card.thresholds.get(name, policy.category(name).threshold)
+    levels = [list(policy.severity_names).index(s) for s in card.severity_levels]
+    severity = np.array(levels, dtype=np.int64)[prediction.severity.argmax(axis=1)] if len(out) else \
+        np.zeros(0, dtype=np.int64)
+    return out, severity
+
+
 def compare(settings: Settings, champion: Classifier | None, champion_version: str | None,
             challenger: Classifier, challenger_version: str, sets: EvaluationSets) -> Comparison:
-    """Evaluate both models on the same sets and apply the policy's promotion rules to the golden metrics."""
+    """Evaluate both models on the same sets; the gate judges each rule on the paired golden decisions."""
     policy = settings.load_policy()
-    challenger_metrics = measure(challenger, sets, settings)
-    champion_metrics = measure(champion, sets, settings) if champion is not None else {}
-    gate = evaluate_gate(champion_metrics, challenger_metrics, policy.promotion, policy.category_names,
-                         prefix="golden/")
+    challenger_pred = predict_examples(challenger, sets.golden)
+    challenger_metrics = measure(challenger, sets, settings, challenger_pred)
+    if champion is None:
+        first = RuleResult("golden/champion", True, None, None, 0.0, "no @champion to compare with; not gated",
+                           "not measured")
+        return Comparison(champion_version, challenger_version, {}, challenger_metrics, GateDecision((first,)))
+    champion_pred = predict_examples(champion, sets.golden)
+    champion_metrics = measure(champion, sets, settings, champion_pred)
+    champion_cat, champion_sev = decisions(champion, champion_pred, policy)
+    challenger_cat, challenger_sev = decisions(challenger, challenger_pred, policy)
+    paired = paired_decisions(policy.category_names, label_matrix(sets.golden, policy.category_names),
+                              champion_cat, challenger_cat, severity_vector(sets.golden, policy.severity_names),
+                              champion_sev, challenger_sev, policy.severity_names)
+    gate = evaluate_gate(paired, policy.promotion, prefix="golden/")
     return Comparison(champion_version, challenger_version, champion_metrics, challenger_metrics, gate)
 
 

@@ -61,6 +61,10 @@ class Promotion(_Strict):
     max_macro_f1_drop: float = Field(default=0.5, ge=0.0)
     max_category_recall_drop: float = Field(default=2.0, ge=0.0)
     max_critical_recall_drop: float = Field(default=0.0, ge=0.0)
+    # Each rule is judged with an interval on the challenger-minus-champion difference (triage.promotion).
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0, description="two-sided interval level")
+    replicates: int = Field(default=2000, ge=100, le=100_000, description="macro-F1 randomization replicates")
+    seed: int = Field(default=0, ge=0, description="replicate seed: the same inputs give the same verdicts")
 
 
 class Policy(_Strict):

@@ -294,9 +294,9 @@ def _comparison_table(comparison: Any) -> Table:
 
 def _print_gate(out: Console, gate: Any) -> None:
     out.print(f"promotion gate: {'[green]PASSED[/green]' if gate.passed else '[red]REFUSED[/red]'}")
+    marks = {"pass": "ok  ", "fail": "FAIL", "inconclusive": "??  ", "not measured": "--  "}
     for r in gate.results:
-        mark = "ok  " if r.passed else "FAIL"
-        out.print(f"  {mark} {r.detail}")
+        out.print(f"  {marks.get(r.verdict, 'ok  ' if r.passed else 'FAIL')} {r.detail}", markup=False)
 
 
 def _expert_labels(labels: Path | None) -> list | None:

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from triage.data.schema import Example
+from triage.data.splits import EVALUATION_ONLY_SOURCES, text_key
 from triage.errors import DataError
 from triage.taxonomy import Policy, load_policy
 
@@ -36,6 +40,7 @@ class SourceSpec:
     mapping: str
     severity: str
     weight: str = "1.0"
+    use: Literal["train and evaluate", "evaluate only"] = "train and evaluate"
 
 
 SPECS: tuple[SourceSpec, ...] = (
@@ -195,9 +200,104 @@ SPECS: tuple[SourceSpec, ...] = (
         severity="severe_toxic or threat→high; insult or identity_hate→medium; toxic/obscene only→low; "
         "not toxic→none",
     ),
+    SourceSpec(
+        name="convabuse",
+        files=("convabuse/2_splits/ConvAbuseEMNLPtrain.csv", "convabuse/2_splits/ConvAbuseEMNLPvalid.csv",
+               "convabuse/2_splits/ConvAbuseEMNLPtest.csv"),
+        language="en",
+        license="CC BY 4.0",
+        known=("hate", "harassment", "sexual"),
+        mapping="the `user` utterance only (the bot's turns are context, not the ticket). Per annotator the "
+        "is_abuse step; a strict majority 'not abusive'→hate=0, harassment=0, sexual=0; a strict majority "
+        "abusive (mild/strong/very strong)→abusive; anything else (ambiguous votes, no majority)→dropped. "
+        "Abusive rows, by the abusive annotators' strict majority (no vote→0, a minority vote→unknown): "
+        "sex_harassment→sexual=1 and harassment=1; target individual or system (the bot: a proxy for "
+        "second-person insults in chat)→harassment=1; an identity type (sexist, racist, homophobic, "
+        "transphobic, ableist)→hate=1; no target vote at all→harassment=0 (generalised abuse); no identity "
+        "vote→hate=0",
+        severity="median step of the abusive annotators: mild→low, strong→medium, very strong→high; not "
+        "abusive→none",
+        weight="majority votes / annotators",
+    ),
+    SourceSpec(
+        name="implicit_hate",
+        files=("implicit_hate/implicit_hate_v1_stg1_posts.tsv", "implicit_hate/implicit_hate_v1_stg2_posts.tsv",
+               "implicit_hate/implicit_hate_v1_stg3_posts.tsv"),
+        language="en",
+        license="CC BY 4.0 (third-party copy of the request-form release; tweets under X terms)",
+        known=("hate", "violence"),
+        mapping="stage 1 not_hate→hate=0 (hard negatives: identity groups and politics without hate); "
+        "explicit_hate→hate=1; implicit_hate→hate=1; stage 2 (joined on the text) threatening as primary or "
+        "secondary class→violence=1 (violence otherwise UNKNOWN: stage 1 judged hate only); an implicit post "
+        "whose stage-3 targets are all political (liberals, democrats, antifa, ...: not a protected "
+        "attribute)→hate unknown; a text with two stage-1 classes→dropped",
+        severity="threatening→high; explicit, incitement, inferiority, stereotypical→medium; white grievance, "
+        "irony, other or no stage-2 class→low; not_hate→none",
+    ),
+    SourceSpec(
+        name="guest_misogyny",
+        files=("guest_misogyny/final_labels.csv",),
+        language="en",
+        license="MIT",
+        known=("hate", "harassment", "violence", "sexual", "privacy"),
+        mapping="labels of all rows of one `entry_id` united; `author` (usernames) never read; image posts, "
+        "[deleted]/[removed] bodies dropped. Misogynistic→hate=1 (women: gender), otherwise hate=0 (incl. "
+        "counter-speech: the expert annotators judged misogyny; other hate is rare in these gender-topic "
+        "subreddits); personal attack (misogynistic or not)→harassment=1, non-misogynistic without one→"
+        "harassment=0, misogynistic without one→unknown; Threatening_Physical_violence→violence=1; "
+        "Threatening_Sexual_violence→violence=1, sexual=1; Threatening_Privacy→privacy=1; violence, sexual, "
+        "privacy otherwise UNKNOWN",
+        severity="physical or sexual threat→high; misogyny or personal attack→medium; none of the categories or "
+        "counter-speech→none",
+    ),
+    SourceSpec(
+        name="reddit_cssrs",
+        files=("reddit_cssrs/500_Reddit_users_posts_labels.csv",),
+        language="en",
+        license="CC BY (Zenodo 10.5281/zenodo.2667859; third-party copy)",
+        known=("self_harm",),
+        mapping="one example per user, all posts joined by blank lines (long texts kept whole); `User` dropped. "
+        "C-SSRS Ideation, Behavior, Attempt→self_harm=1; Supportive (talks about suicide to support "
+        "others)→self_harm=0; Indicator (risk signs without ideation, which the policy's 'intent, plans' "
+        "does not cover)→dropped as ambiguous",
+        severity="Ideation→high (self-harm intent); Behavior (preparation, self-harm acts) and Attempt→"
+        "critical; Supportive→none",
+    ),
+    SourceSpec(
+        name="toxigen_prompts",
+        files=("toxigen_prompts/prompts",),
+        language="en",
+        license="MIT + CDLA-Permissive-2.0",
+        known=("hate",),
+        mapping="each `hate_<group>_1k.txt`/`neutral_<group>_1k.txt` line split on the literal \\n into "
+        "statements, '- ' stripped, deduplicated to the statement: hate file→hate=1, neutral file (benign "
+        "or positive identity mentions)→hate=0; a statement in both→dropped. Labels are by file (authors), "
+        "not per item",
+        severity="hate→medium (hateful generalisations), neutral→none",
+    ),
+    SourceSpec(
+        name="jigsaw_identity_templates",
+        files=("jigsaw_identity_templates/en_sentence_templates.csv",
+               "jigsaw_identity_templates/toxicity_nonfuzzed_testset.csv",
+               "jigsaw_identity_templates/toxicity_fuzzed_testset.csv"),
+        language="en",
+        license="CC BY 4.0",
+        known=("hate", "harassment", "violence"),
+        mapping="EVALUATION ONLY (identity-term bias; synthetic). Templates: nontoxic→hate=0, harassment=0, "
+        "violence=0; toxic 'I hate X', 'Being X is nasty'→hate=1; '<name> is a nasty X', 'You are a nasty "
+        "X'→hate=1, harassment=1; 'kill X'→hate=1, violence=1; 'You are a nasty <occupation>'→"
+        "harassment=1, hate=0; an age term (old, young, teenage, ...: not protected by the policy) leaves "
+        "hate unknown. Wikipedia comments (original and identity-swapped): toxic False→hate=0, harassment=0, "
+        "violence=0; toxic True→no category known (meta toxic=1)",
+        severity="nontoxic→none; toxic templates→medium, 'kill X'→high; toxic comments→unknown",
+        use="evaluate only",
+    ),
 )
 
 SOURCES: tuple[str, ...] = tuple(s.name for s in SPECS)
+TRAINING_SOURCES: tuple[str, ...] = tuple(s.name for s in SPECS if s.use != "evaluate only")
+EVALUATION_SOURCES: tuple[str, ...] = tuple(s.name for s in SPECS if s.use == "evaluate only")
+assert set(EVALUATION_SOURCES) == EVALUATION_ONLY_SOURCES, "triage.data.splits must keep these out of training"
 _SPEC = {s.name: s for s in SPECS}
 
 
@@ -524,6 +624,302 @@ def _load_jigsaw_sample(d: Path) -> list[Example]:
     return out
 
 
+# ---------------------------------------------------------------------------------------------- added sources
+
+
+def _dedupe(examples: list[Example]) -> list[Example]:
+    """One example per normalised text: the labels and severity a strict majority of the copies carry (weight scaled
+    by that majority's share), none when no reading has a majority."""
+    groups: dict[str, list[Example]] = {}
+    for ex in examples:
+        groups.setdefault(text_key(ex.text), []).append(ex)
+    out = []
+    for copies in groups.values():
+        readings = Counter((tuple(sorted(c.labels.items())), c.severity) for c in copies)
+        (labels, severity), votes = readings.most_common(1)[0]
+        if votes * 2 > len(copies):
+            first = next(c for c in copies if (tuple(sorted(c.labels.items())), c.severity) == (labels, severity))
+            out.append(first if votes == len(copies) else replace(first, weight=round(first.weight * votes
+                                                                                      / len(copies), 4)))
+    return out
+
+
+def _vote(votes: int, voters: int) -> int | None:
+    """1 for a strict majority, 0 for no vote, None (unknown) for a minority."""
+    if votes * 2 > voters:
+        return 1
+    return 0 if votes == 0 else None
+
+
+_CONV_FIELDS = ("is_abuse.1", "is_abuse.0", "is_abuse.-1", "is_abuse.-2", "is_abuse.-3", "ableist", "homophobic",
+                "intellectual", "racist", "sexist", "sex_harassment", "transphobic", "target.generalised",
+                "target.individual", "target.system", "explicit", "implicit")
+_CONV_IDENTITY = ("ableist", "homophobic", "racist", "sexist", "transphobic")
+_CONV_STEP_SEVERITY = {-1: "low", -2: "medium", -3: "high"}
+
+
+def _convabuse_blocks(df: pd.DataFrame, path: Path) -> list[list[str]]:
+    """Column names of each annotator's block. The release repeats `Annotator6_transphobic` for annotators 7 and
+    8 (pandas renames them `.1`/`.2`), so blocks are read by position and checked by field name."""
+    start = list(df.columns).index("Annotator1_is_abuse.1") if "Annotator1_is_abuse.1" in df.columns else -1
+    cols = list(df.columns)[start:] if start >= 0 else []
+    width = len(_CONV_FIELDS)
+    if not cols or len(cols) % width:
+        raise DataError(f"{path}: expected annotator blocks of {width} columns from Annotator1_is_abuse.1")
+    blocks = [cols[i:i + width] for i in range(0, len(cols), width)]
+    for block in blocks:
+        for col, field in zip(block, _CONV_FIELDS, strict=True):
+            if not col.split("_", 1)[-1].startswith(field):
+                raise DataError(f"{path}: column {col!r} where an annotator's {field!r} was expected")
+    return blocks
+
+
+def _conv_count(judgements: list[np.ndarray], *fields: str) -> int:
+    """Annotators who ticked any of `fields`."""
+    idx = [_CONV_FIELDS.index(f) for f in fields]
+    return sum(1 for j in judgements if j[idx].any())
+
+
+def _load_convabuse(d: Path) -> list[Example]:
+    out = []
+    for rel in _SPEC["convabuse"].files:
+        path = _path(d, rel)
+        df = _read_table(path, ["user", "Annotator1_is_abuse.1"])
+        blocks = _convabuse_blocks(df, path)
+        # An annotator who saw an utterance twice (intra-annotator agreement) has "1, 1": the first judgement counts.
+        first = df.iloc[:, list(df.columns).index(blocks[0][0]):].apply(lambda col: col.str.split(",").str[0])
+        matrices = [_numbers(first.loc[:, block].replace("", "0"), path, block).astype(int) for block in blocks]
+        answered = [(first.loc[:, block[:5]] != "").any(axis=1).to_numpy() for block in blocks]
+        for i, text in enumerate(df["user"]):
+            judgements = [m[i] for m, a in zip(matrices, answered, strict=True) if a[i] and m[i][:5].sum() == 1]
+            if not judgements:
+                continue
+            steps = [1 - int(np.argmax(j[:5])) for j in judgements]  # 1 not abusive, 0 ambiguous, -1..-3 abusive
+            n = len(steps)
+            abusive = [j for j, s in zip(judgements, steps, strict=True) if s < 0]
+            if steps.count(1) * 2 > n:
+                labels: dict[str, int | None] = {"hate": 0, "harassment": 0, "sexual": 0}
+                severity, weight = "none", steps.count(1) / n
+            elif len(abusive) * 2 > n:
+                k = len(abusive)
+                sex = _vote(_conv_count(abusive, "sex_harassment"), k)
+                targeted = _vote(_conv_count(abusive, "target.individual", "target.system"), k)
+                labels = {"hate": _vote(_conv_count(abusive, *_CONV_IDENTITY), k), "sexual": sex,
+                          "harassment": 1 if 1 in (sex, targeted) else (None if None in (sex, targeted) else 0)}
+                severity = _CONV_STEP_SEVERITY[sorted(s for s in steps if s < 0)[::-1][(k - 1) // 2]]
+                weight = k / n
+            else:
+                continue
+            known = {c: v for c, v in labels.items() if v is not None}
+            out.append(_example("convabuse", text, known, severity, weight, meta={"split": rel}))
+    return _dedupe(out)
+
+
+_IH_POLITICAL = re.compile(r"\b(liberal|progressive|democrat|republican|conservative|leftist|left|right|antifa|"
+                           r"communist|socialist|marxist|sjw|politician|government|media|trump|obama|gop|dems?)",
+                           re.IGNORECASE)
+_IH_SEVERITY = {"threatening": "high", "incitement": "medium", "inferiority": "medium", "stereotypical": "medium"}
+
+
+def _load_implicit_hate(d: Path) -> list[Example]:
+    stg1, stg2, stg3 = (_path(d, rel) for rel in _SPEC["implicit_hate"].files)
+    posts = _read_table(stg1, ["post", "class"], sep="\t")
+    fine = _read_table(stg2, ["post", "implicit_class", "extra_implicit_class"], sep="\t")
+    targets = _read_table(stg3, ["post", "target"], sep="\t")
+    classes: dict[str, set[str]] = {}
+    for text, primary, extra in zip(fine["post"], fine["implicit_class"], fine["extra_implicit_class"], strict=True):
+        classes.setdefault(text, set()).update(c.strip() for c in (primary, extra) if c.strip())
+    political: dict[str, bool] = {}
+    for text, target in zip(targets["post"], targets["target"], strict=True):
+        political[text] = political.get(text, True) and bool(_IH_POLITICAL.search(target))
+    out = []
+    for i, (text, cls) in enumerate(zip(posts["post"], posts["class"], strict=True)):
+        cls = cls.strip()
+        if cls == "not_hate":
+            out.append(_example("implicit_hate", text, {"hate": 0}, "none"))
+            continue
+        if cls not in ("implicit_hate", "explicit_hate"):
+            raise DataError(f"{stg1}: row {i + 1}: unknown class {cls!r}")
+        fine_classes = classes.get(text, set())
+        labels = {"hate": 1}
+        if cls == "implicit_hate" and political.get(text, False):
+            labels = {}
+        if "threatening" in fine_classes:
+            labels["violence"] = 1
+        severity = "medium" if cls == "explicit_hate" else "low"
+        for c in ("threatening", "incitement", "inferiority", "stereotypical"):
+            if c in fine_classes:
+                severity = max(severity, _IH_SEVERITY[c], key=("low", "medium", "high").index)
+        meta = {"class": cls, "implicit_class": ",".join(sorted(fine_classes))}
+        out.append(_example("implicit_hate", text, labels, severity, meta=meta))
+    return _dedupe(out)
+
+
+_GUEST_LEVEL_2 = {"None_of_the_categories", "Derogation", "Misogynistic_pejorative", "Treatment",
+                  "Nonmisogynistic_personal_attack", "Misogynistic_personal_attack", "Counter_speech"}
+_GUEST_THREATS = {"Threatening_Physical_violence": {"violence": 1},
+                  "Threatening_Sexual_violence": {"violence": 1, "sexual": 1},
+                  "Threatening_Privacy": {"privacy": 1}}
+
+
+def _load_guest_misogyny(d: Path) -> list[Example]:
+    path = _path(d, _SPEC["guest_misogyny"].files[0])
+    # `author` holds Reddit usernames: it is never read.
+    df = _read_table(path, ["entry_id", "body", "image", "level_1", "level_2", "level_3"],
+                     usecols=["entry_id", "body", "image", "level_1", "level_2", "level_3"])
+    entries: dict[str, tuple[str, set[str]]] = {}
+    for i, (entry, body, image, l1, l2, l3) in enumerate(zip(df["entry_id"], df["body"], df["image"],
+                                                            df["level_1"], df["level_2"], df["level_3"],
+                                                            strict=True)):
+        if l1 not in ("Misogynistic", "Nonmisogynistic") or l2 not in _GUEST_LEVEL_2:
+            raise DataError(f"{path}: row {i + 1}: unexpected level_1/level_2 {l1!r}/{l2!r}")
+        if image.strip() == "Yes" or body.strip() in ("", "[deleted]", "[removed]"):
+            continue  # the label may be about the image; no text to judge
+        text, tags = entries.setdefault(entry, (body, set()))
+        tags.update(t for t in (l1, l2, l3.strip()) if t)
+    out = []
+    for text, tags in entries.values():
+        misogynistic = "Misogynistic" in tags
+        attack = bool(tags & {"Misogynistic_personal_attack", "Nonmisogynistic_personal_attack"})
+        labels: dict[str, int] = {"hate": int(misogynistic)}
+        if attack or not misogynistic:
+            labels["harassment"] = int(attack)
+        for tag, extra in _GUEST_THREATS.items():
+            if tag in tags:
+                labels.update(extra)
+        if labels.get("violence"):
+            severity = "high"
+        elif any(labels.values()):
+            severity = "medium"
+        else:
+            severity = "none"
+        level_2 = ",".join(sorted(tags & _GUEST_LEVEL_2))
+        out.append(_example("guest_misogyny", text, labels, severity, meta={"level_2": level_2}))
+    return _dedupe(out)
+
+
+_CSSRS = {"Supportive": ({"self_harm": 0}, "none"), "Ideation": ({"self_harm": 1}, "high"),
+          "Behavior": ({"self_harm": 1}, "critical"), "Attempt": ({"self_harm": 1}, "critical")}
+_CSSRS_SEPARATOR = re.compile(r"""['"],\s*['"]""")
+
+
+def _cssrs_posts(cell: str) -> str:
+    """A user's posts, released as a Python-list-like string that is not always a valid literal, as one text."""
+    body = cell.strip()
+    # Some cells stop at a spreadsheet's 32,767-character limit, without the closing "']".
+    body = body.removeprefix("[").removesuffix("]").strip()
+    if body[:1] in ("'", '"'):
+        body = body[1:]
+    if body[-1:] in ("'", '"'):
+        body = body[:-1]
+    return "\n\n".join(p.strip() for p in _CSSRS_SEPARATOR.split(body) if p.strip())
+
+
+def _load_reddit_cssrs(d: Path) -> list[Example]:
+    path = _path(d, _SPEC["reddit_cssrs"].files[0])
+    df = _read_table(path, ["Post", "Label"], usecols=["Post", "Label"])  # `User` is never read
+    out = []
+    for i, (post, label) in enumerate(zip(df["Post"], df["Label"], strict=True)):
+        label = label.strip()
+        if label == "Indicator":
+            continue
+        if label not in _CSSRS:
+            raise DataError(f"{path}: row {i + 1}: unknown C-SSRS label {label!r}")
+        labels, severity = _CSSRS[label]
+        out.append(_example("reddit_cssrs", _cssrs_posts(post), dict(labels), severity, meta={"cssrs": label}))
+    return _dedupe(out)
+
+
+def _load_toxigen_prompts(d: Path) -> list[Example]:
+    folder = Path(d) / _SPEC["toxigen_prompts"].files[0]
+    files = sorted(folder.glob("*_1k.txt")) if folder.is_dir() else []
+    if not files:
+        raise DataError(f"{folder}: no hate_<group>_1k.txt / neutral_<group>_1k.txt files")
+    raw: dict[str, set[tuple[str, str]]] = {}  # statement -> {(kind, group)}; 31,000 lines hold 668 statements
+    for path in files:
+        kind, _, group = path.name.removesuffix("_1k.txt").partition("_")
+        if kind not in ("hate", "neutral") or not group:
+            raise DataError(f"{path}: expected a name hate_<group>_1k.txt or neutral_<group>_1k.txt")
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            for statement in line.split("\\n"):
+                text = statement.strip().removeprefix("-").strip()
+                if text:
+                    raw.setdefault(text, set()).add((kind, group))
+    seen: dict[str, tuple[str, set[str], set[str]]] = {}  # text key -> (text, kinds, groups)
+    for text, origins in raw.items():
+        _, kinds, groups = seen.setdefault(text_key(text), (text, set(), set()))
+        kinds.update(k for k, _ in origins)
+        groups.update(g for _, g in origins)
+    out = []
+    for text, kinds, groups in seen.values():
+        if len(kinds) > 1:
+            continue  # the same statement in a hate and a neutral file: ambiguous
+        hate = int("hate" in kinds)
+        out.append(_example("toxigen_prompts", text, {"hate": hate}, "medium" if hate else "none",
+                            meta={"group": ",".join(sorted(groups))}))
+    return out
+
+
+_AGE_TERMS = {"old", "older", "young", "younger", "teenage", "millenial", "millennial", "middle aged", "elderly"}
+_TEMPLATE_TOXIC = {"am_hate_adj": {"hate": 1}, "being_adj": {"hate": 1}, "name_adj": {"hate": 1, "harassment": 1},
+                   "you_are_adj": {"hate": 1, "harassment": 1}, "verb_adj": {"hate": 1, "violence": 1},
+                   "you_occupation": {"hate": 0, "harassment": 1}}
+_BEING = re.compile(r"^being (.+) is \w+$", re.IGNORECASE)
+
+
+def _template_term(template: str, phrase: str, terms: Sequence[str]) -> str:
+    """The identity term a template sentence was filled with ('' for the occupation templates)."""
+    if template == "you_occupation":
+        return ""
+    text = phrase.strip().lower()
+    being = _BEING.match(text)
+    if being:
+        return being.group(1)
+    return next((t for t in terms if text.endswith(" " + t) or text == t), "")
+
+
+def _template_labels(template: str, toxic: bool, term: str) -> dict[str, int]:
+    if not toxic:
+        return {"hate": 0, "harassment": 0, "violence": 0}
+    labels = {"hate": 0, "harassment": 0, "violence": 0, **_TEMPLATE_TOXIC[template]}
+    if term in _AGE_TERMS:
+        del labels["hate"]  # age is not a protected attribute in the policy
+    return labels
+
+
+def _load_jigsaw_identity_templates(d: Path) -> list[Example]:
+    templates, *wiki = (_path(d, rel) for rel in _SPEC["jigsaw_identity_templates"].files)
+    df = _read_table(templates, ["template", "toxicity", "phrase"])
+    # The identity terms are those of the "Being <term> is <adj>" template, longest first ("african american").
+    terms = sorted({m.group(1) for m in map(_BEING.match, df["phrase"].str.strip().str.lower()) if m},
+                   key=len, reverse=True)
+    out = []
+    for i, (template, toxicity, phrase) in enumerate(zip(df["template"], df["toxicity"], df["phrase"],
+                                                         strict=True)):
+        if template not in _TEMPLATE_TOXIC or toxicity not in ("toxic", "nontoxic"):
+            raise DataError(f"{templates}: row {i + 1}: unexpected template/toxicity {template!r}/{toxicity!r}")
+        toxic = toxicity == "toxic"
+        term = _template_term(template, phrase, terms)
+        labels = _template_labels(template, toxic, term)
+        severity = ("high" if labels.get("violence") else "medium") if toxic else "none"
+        out.append(_example("jigsaw_identity_templates", phrase, labels, severity,
+                            meta={"set": "templates", "template": template, "term": term,
+                                  "toxic": str(int(toxic))}))
+    for path in wiki:
+        comments = _read_table(path, ["rev_id", "comment", "toxic"])
+        for i, (rev, text, toxic) in enumerate(zip(comments["rev_id"], comments["comment"], comments["toxic"],
+                                                   strict=True)):
+            if toxic not in ("True", "False"):
+                raise DataError(f"{path}: row {i + 1}: toxic must be True or False, got {toxic!r}")
+            meta = {"set": path.stem, "toxic": str(int(toxic == "True")), "rev_id": rev.strip()}
+            if toxic == "True":
+                out.append(_example("jigsaw_identity_templates", text, {}, None, meta=meta))
+            else:
+                out.append(_example("jigsaw_identity_templates", text,
+                                    {"hate": 0, "harassment": 0, "violence": 0}, "none", meta=meta))
+    return _dedupe(out)
+
+
 _LOADERS: dict[str, Callable[[Path], list[Example]]] = {
     "openai_moderation": _load_openai_moderation,
     "davidson": _load_davidson,
@@ -539,6 +935,12 @@ _LOADERS: dict[str, Callable[[Path], list[Example]]] = {
     "korean_hate": _load_korean_hate,
     "told_br": _load_told_br,
     "jigsaw_sample": _load_jigsaw_sample,
+    "convabuse": _load_convabuse,
+    "implicit_hate": _load_implicit_hate,
+    "guest_misogyny": _load_guest_misogyny,
+    "reddit_cssrs": _load_reddit_cssrs,
+    "toxigen_prompts": _load_toxigen_prompts,
+    "jigsaw_identity_templates": _load_jigsaw_identity_templates,
 }
 assert set(_LOADERS) == set(SOURCES), "every documented source needs a loader"
 
@@ -572,14 +974,16 @@ def validate_examples(examples: Iterable[Example], policy: Policy, origin: str) 
 
 def load_all(datasets_dir: str | Path, sources: Sequence[str] | None = None,
              policy: Policy | None = None) -> list[Example]:
-    """Every (or the chosen) source's examples, empty texts dropped, names checked against the policy."""
+    """The training sources' (or the chosen sources') examples, empty texts dropped, names checked against the
+    policy. Evaluation-only sources (`EVALUATION_SOURCES`) are read only when named."""
     pol = policy or load_policy()
+    names = tuple(sources) if sources else TRAINING_SOURCES
     out: list[Example] = []
-    for name in sources or SOURCES:
+    for name in names:
         examples = [ex for ex in load_source(name, datasets_dir) if ex.text]
         validate_examples(examples, pol, f"{Path(datasets_dir) / _SPEC[name].files[0]}")
         out.extend(examples)
-    logger.info("loaded %d examples from %d sources", len(out), len(sources or SOURCES))
+    logger.info("loaded %d examples from %d sources", len(out), len(names))
     return out
 
 

@@ -12,6 +12,8 @@ from triage.data.schema import Example
 
 Split = Literal["train", "validation", "test"]
 SPLITS: tuple[Split, ...] = ("train", "validation", "test")
+# Sources that only evaluate (synthetic or counterfactual sets; see docs/datasets.md): never in train or validation.
+EVALUATION_ONLY_SOURCES: frozenset[str] = frozenset({"jigsaw_identity_templates"})
 _SPACE = re.compile(r"\s+")
 
 
@@ -36,10 +38,19 @@ def split_of(text: str, validation: float = 0.1, test: float = 0.1) -> Split:
 
 
 def split_examples(examples: Iterable[Example]) -> dict[Split, list[Example]]:
-    """Partition examples into the three splits by `split_of`."""
+    """Partition examples into the three splits by `split_of`.
+
+    Examples of an evaluation-only source go to test whatever their hash, and so does any other example with the
+    same normalised text, so a text that evaluates is never trained on.
+    """
+    items = list(examples)
+    held_out = {text_key(ex.text) for ex in items if ex.source in EVALUATION_ONLY_SOURCES}
     out: dict[Split, list[Example]] = {s: [] for s in SPLITS}
-    for ex in examples:
-        out[split_of(ex.text)].append(ex)
+    for ex in items:
+        if held_out and (ex.source in EVALUATION_ONLY_SOURCES or text_key(ex.text) in held_out):
+            out["test"].append(ex)
+        else:
+            out[split_of(ex.text)].append(ex)
     return out
 
 

@@ -7,7 +7,17 @@ from pathlib import Path
 import pytest
 
 from triage.data import sources
-from triage.data.sources import SOURCES, SPECS, load_all, load_examples, load_source
+from triage.data.schema import Example
+from triage.data.sources import (
+    EVALUATION_SOURCES,
+    SOURCES,
+    SPECS,
+    TRAINING_SOURCES,
+    load_all,
+    load_examples,
+    load_source,
+)
+from triage.data.splits import normalise, split_examples
 from triage.errors import DataError
 from triage.taxonomy import load_policy
 
@@ -29,6 +39,13 @@ EXPECTED_ROWS = {
     "korean_hate": (8_367, 8_367),
     "told_br": (21_000, 21_000),
     "jigsaw_sample": (101, 101),
+    # sources added in issue 12: after dropping ambiguous rows and merging duplicate texts
+    "convabuse": (2_300, 2_700),
+    "implicit_hate": (21_400, 21_480),
+    "guest_misogyny": (5_800, 6_100),
+    "reddit_cssrs": (401, 401),
+    "toxigen_prompts": (600, 668),
+    "jigsaw_identity_templates": (76_564, 79_620),
 }
 
 
@@ -169,3 +186,136 @@ def test_docs_table_lists_every_source_with_its_known_categories() -> None:
     for s in SPECS:
         assert s.name in rows, s.name
         assert ", ".join(s.known) in rows[s.name], s.name
+
+
+# ---------------------------------------------------------------------------------------------- issue 12 sources
+
+
+def by_text(examples: list) -> dict:
+    return {normalise(e.text): e for e in examples}
+
+
+def test_new_sources_merge_duplicate_texts(loaded: dict) -> None:
+    for name in ("convabuse", "implicit_hate", "guest_misogyny", "reddit_cssrs", "toxigen_prompts",
+                 "jigsaw_identity_templates"):
+        keys = [normalise(e.text) for e in loaded[name]]
+        assert len(keys) == len(set(keys)), name
+
+
+def test_convabuse_majorities_map_to_harassment_sexual_and_graded_severity(loaded: dict) -> None:
+    ex = loaded["convabuse"]
+    texts = by_text(ex)
+    # Short insults at the bot: targeted abuse, not hate, with a severity from the annotators' steps.
+    assert texts["fuck you"].labels == {"hate": 0, "sexual": 0, "harassment": 1}
+    assert texts["fuck you"].severity == "medium"
+    assert texts["well, you could suck my dick"].labels == {"hate": 0, "sexual": 1, "harassment": 1}
+    assert texts["yes"].labels == {"hate": 0, "harassment": 0, "sexual": 0} and texts["yes"].severity == "none"
+    assert 300 <= positives(ex, "harassment") <= 500 and 100 <= positives(ex, "sexual") <= 200
+    assert {e.severity for e in ex} == {"none", "low", "medium", "high"}
+    # Abuse is nearly always targeted, identity-based or sexual here; the rest (untargeted abuse, e.g. a call to
+    # "crush the communists") keeps its severity with every known category 0, as violence is not judged.
+    assert sum(1 for e in ex if e.severity != "none" and not any(e.labels.values())) <= 5
+    assert all(e.labels == {"hate": 0, "harassment": 0, "sexual": 0} for e in ex if e.severity == "none")
+    # weight = annotators' majority share, times the share of duplicate copies that agree
+    assert all(0.25 < e.weight <= 1.0 for e in ex) and any(e.weight < 1.0 for e in ex)
+
+
+def test_implicit_hate_threats_are_violence_and_not_hate_is_a_hard_negative(loaded: dict) -> None:
+    ex = loaded["implicit_hate"]
+    threats = [e for e in ex if e.labels.get("violence") == 1]
+    assert 660 <= len(threats) <= 672
+    assert all(e.severity == "high" for e in threats)
+    assert by_text(ex)["all jews should be evicted from white countries"].labels == {"hate": 1, "violence": 1}
+    negatives = [e for e in ex if e.labels == {"hate": 0}]
+    assert 13_000 <= len(negatives) <= 13_291
+    assert all(e.severity == "none" for e in negatives)
+    # Stage 1 judged hate only: violence is never a negative here.
+    assert not any(e.labels.get("violence") == 0 for e in ex)
+    # Implicit posts aimed only at political groups leave hate unknown instead of calling it hate.
+    political = [e for e in ex if "hate" not in e.labels]
+    assert 100 <= len(political) <= 1_000
+    assert all(e.meta["class"] == "implicit_hate" for e in political)
+    assert 7_500 <= positives(ex, "hate") <= 8_189
+
+
+def test_guest_misogyny_counter_speech_is_negative_and_threats_are_violence(loaded: dict) -> None:
+    ex = loaded["guest_misogyny"]
+    counter = [e for e in ex if e.meta["level_2"] == "Counter_speech"]
+    assert counter and all(e.labels == {"hate": 0, "harassment": 0} and e.severity == "none" for e in counter)
+    assert 10 <= positives(ex, "violence") <= 16
+    assert all(e.labels["hate"] == 1 and e.severity == "high" for e in ex if e.labels.get("violence"))
+    assert all(e.labels.get("harassment") == 1 for e in ex if "personal_attack" in e.meta["level_2"])
+    benign = [e for e in ex if e.meta["level_2"] == "None_of_the_categories"]
+    assert len(benign) > 5_000 and all(e.labels == {"hate": 0, "harassment": 0} for e in benign)
+    # violence, sexual and privacy are known only where a threat was labelled
+    assert not any(e.labels.get(c) == 0 for e in ex for c in ("violence", "sexual", "privacy"))
+
+
+def test_reddit_cssrs_grades_self_harm_and_keeps_long_user_texts(loaded: dict) -> None:
+    ex = loaded["reddit_cssrs"]
+    by_label: dict[str, list] = {}
+    for e in ex:
+        by_label.setdefault(e.meta["cssrs"], []).append(e)
+    assert {k: len(v) for k, v in by_label.items()} == {"Supportive": 108, "Ideation": 171, "Behavior": 77,
+                                                        "Attempt": 45}
+    assert all(e.labels == {"self_harm": 0} and e.severity == "none" for e in by_label["Supportive"])
+    assert all(e.severity == "critical" for e in by_label["Attempt"] + by_label["Behavior"])
+    assert all(e.labels == {"self_harm": 1} and e.severity == "high" for e in by_label["Ideation"])
+    assert max(len(e.text) for e in ex) > 20_000
+    assert not any(e.text.startswith(("['", "'", '"')) or e.text.endswith(("']", "'")) or "', '" in e.text
+                   for e in ex)
+
+
+def test_toxigen_statements_split_on_the_literal_newline(loaded: dict) -> None:
+    ex = loaded["toxigen_prompts"]
+    assert not any("\\n" in e.text or e.text.startswith("-") for e in ex)
+    assert 300 <= positives(ex, "hate") <= 400
+    assert all(e.severity == ("medium" if e.labels["hate"] else "none") for e in ex)
+    women = by_text(ex)["women have been underrepresented in science for decades"]
+    assert women.labels == {"hate": 0} and "women" in women.meta["group"]
+
+
+def test_identity_templates_are_evaluation_only_and_map_by_template(loaded: dict) -> None:
+    assert EVALUATION_SOURCES == ("jigsaw_identity_templates",)
+    assert "jigsaw_identity_templates" not in TRAINING_SOURCES
+    ex = by_text(loaded["jigsaw_identity_templates"])
+    assert ex["i am gay"].labels == {"hate": 0, "harassment": 0, "violence": 0}
+    assert ex["i am gay"].severity == "none"
+    assert ex["i hate gay"].labels["hate"] == 1
+    assert ex["kill muslim"].labels == {"hate": 1, "harassment": 0, "violence": 1}
+    assert ex["kill muslim"].severity == "high"
+    assert ex["you are a disgusting actor"].labels == {"hate": 0, "harassment": 1, "violence": 0}
+    assert "hate" not in ex["being old is disgusting"].labels  # age is not protected by the policy
+    assert ex["kill muslim"].meta["term"] == "muslim" and ex["being african american is great"].meta["term"] == \
+        "african american"
+    toxic_wiki = [e for e in loaded["jigsaw_identity_templates"]
+                  if e.meta["set"] != "templates" and e.meta["toxic"] == "1"]
+    assert toxic_wiki and all(e.labels == {} and e.severity is None for e in toxic_wiki)
+
+
+def test_usernames_are_never_loaded(shared_datasets: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    for name, rel, column in (("guest_misogyny", "guest_misogyny/final_labels.csv", "author"),
+                              ("reddit_cssrs", "reddit_cssrs/500_Reddit_users_posts_labels.csv", "User")):
+        df = pd.read_csv(shared_datasets / rel, dtype=str, keep_default_na=False)
+        df[column] = [f"zzuser{i}zz" for i in range(len(df))]
+        (tmp_path / rel).parent.mkdir(parents=True)
+        df.to_csv(tmp_path / rel, index=False)
+        examples = load_source(name, tmp_path)
+        assert len(examples) == EXPECTED_ROWS[name][1] or EXPECTED_ROWS[name][0] <= len(examples)
+        assert not any("zzuser" in e.text or "zzuser" in " ".join(e.meta.values()) for e in examples), name
+
+
+def test_load_all_reads_training_sources_and_splits_keep_evaluation_sets_in_test(shared_datasets: Path) -> None:
+    training = load_all(shared_datasets, ["toxigen_prompts", "reddit_cssrs"])
+    assert {e.source for e in training} == {"toxigen_prompts", "reddit_cssrs"}
+    templates = load_source("jigsaw_identity_templates", shared_datasets)[:3000]
+    # a training text equal to an evaluation text goes to test with it, whatever its own hash says
+    twin = Example(text=templates[0].text.upper(), labels={"hate": 0}, severity="none", source="examples")
+    parts = split_examples([*training, *templates, twin])
+    assert not any(e.source == "jigsaw_identity_templates" for s in ("train", "validation") for e in parts[s])
+    assert twin in parts["test"]
+    assert sum(e.source == "jigsaw_identity_templates" for e in parts["test"]) == len(templates)
+    plain = split_examples(training)
+    assert plain["train"] and plain["validation"] and plain["test"]
