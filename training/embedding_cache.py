@@ -19,7 +19,15 @@ def _key(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).digest()
 
 
-def embed_cached(encoder: SentenceEncoder, texts: Sequence[str], cache_dir: Path | None) -> np.ndarray:
+def _write(path: Path, cached: dict[bytes, np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, keys=np.array(list(cached), dtype="S12"), vectors=np.stack(list(cached.values())))
+    tmp.replace(path)
+
+
+def embed_cached(encoder: SentenceEncoder, texts: Sequence[str], cache_dir: Path | None,
+                 chunk: int = 4096) -> np.ndarray:
     """Embeddings (n, 384) of `texts`; those already in `cache_dir` (for this encoder) are read, not computed."""
     if cache_dir is None:
         return encoder.embed(texts)
@@ -31,18 +39,15 @@ def embed_cached(encoder: SentenceEncoder, texts: Sequence[str], cache_dir: Path
         with np.load(path) as stored:
             cached = dict(zip((bytes(k) for k in stored["keys"]), stored["vectors"], strict=True))
     missing = sorted({k: i for i, k in enumerate(keys) if k not in cached}.values())
-    if missing:
-        started = time.perf_counter()
-        fresh = encoder.embed([texts[i] for i in missing])
-        log.info("embedded %d texts in %.0f s (%d from cache)", len(missing), time.perf_counter() - started,
-                 len(texts) - len(missing))
-        for i, vector in zip(missing, fresh, strict=True):
+    started = time.perf_counter()
+    # Written every `chunk` texts, so an interrupted fit keeps what it embedded.
+    for begin in range(0, len(missing), chunk):
+        part = missing[begin:begin + chunk]
+        for i, vector in zip(part, encoder.embed([texts[i] for i in part]), strict=True):
             cached[keys[i]] = vector.astype(np.float16)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, keys=np.array(list(cached), dtype=f"S{len(keys[0])}"),
-                 vectors=np.stack(list(cached.values())).astype(np.float16))
-        tmp.replace(path)
+        _write(path, cached)
+        log.info("embedded %d of %d new texts in %.0f s (%d from cache)", begin + len(part), len(missing),
+                 time.perf_counter() - started, len(texts) - len(missing))
     out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
     for i, k in enumerate(keys):
         out[i] = cached[k]
