@@ -61,8 +61,16 @@ def push(
                                                 dir_okay=False)] = None,
     alias: Annotated[str, typer.Option(help="registry alias of the model that scores the file")] = "champion",
     batch_size: Annotated[int, typer.Option(min=1, max=256)] = 64,
+    namespace_ids: Annotated[bool, typer.Option(
+        "--namespace-ids", help="number rows without an `id` under a hash of the file (`<hash>:<row>`) instead "
+                                "of refusing the file")] = False,
 ) -> None:
-    """Score a file with the registered model, queue the tickets routed to review, and deliver the queue."""
+    """Score a file with the registered model, queue the tickets routed to review, and deliver the queue.
+
+    A ticket is its id plus its text: a file without an `id` column is refused (or, with --namespace-ids,
+    its rows get ids under the file's hash); an id already queued with another text is reported as a conflict
+    and left out.
+    """
     svc = _service()
     if file is not None:
         from triage.adapters import mlflow_registry as registry
@@ -72,7 +80,7 @@ def push(
 
         settings = get_settings()
         try:
-            rows = read_tickets_file(file)
+            rows = read_tickets_file(file, missing_ids="namespace" if namespace_ids else "refuse")
             loaded = registry.load_model(settings, alias)
         except TriageError as err:
             console.print(f"[red]error:[/red] {err}")
@@ -81,6 +89,7 @@ def push(
                         TicketLimits(max_tickets=batch_size, max_text_chars=settings.serving.max_text_chars))
         tickets = [Ticket(i, t, m) for i, t, m in rows]
         queued = review = 0
+        conflicts: list[str] = []
         for start in range(0, len(tickets), batch_size):
             try:
                 scored = scorer.score(tickets[start:start + batch_size])
@@ -88,9 +97,15 @@ def push(
                 console.print(f"[red]error:[/red] {err}")
                 raise typer.Exit(2) from err
             review += sum(s.decision.route == "review" for s in scored)
-            queued += svc.enqueue(scored, loaded.name, loaded.version)
+            result = svc.enqueue(scored, loaded.name, loaded.version)
+            queued += result.new
+            conflicts += result.conflicts
         console.print(f"scored {len(tickets)} tickets with {loaded.name} v{loaded.version}: {review} need review, "
-                      f"{queued} newly queued")
+                      f"{queued} newly queued, {len(conflicts)} id conflict(s)")
+        if conflicts:
+            shown = ", ".join(conflicts[:20]) + (" ..." if len(conflicts) > 20 else "")
+            console.print(f"[yellow]conflict:[/yellow] {len(conflicts)} id(s) already queued with another text, "
+                          f"left out (a ticket is its id plus its text): {shown}")
     _deliver(svc)
 
 
