@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -163,7 +164,8 @@ def evaluate(
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="bind address (default TRIAGE_SERVING__HOST)")] = None,
-    port: Annotated[int | None, typer.Option(help="port (default TRIAGE_SERVING__PORT)")] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535, help="port (default TRIAGE_SERVING__PORT; 0 = any "
+                                                                      "free port)")] = None,
     train_if_missing: Annotated[bool, typer.Option(help="train the default baseline when nothing is registered")
                                 ] = False,
 ) -> None:
@@ -184,13 +186,40 @@ def serve(
             result = run_training(settings, kind="baseline")
             console.print(f"trained {settings.mlflow.model_name} v{result.version}: "
                           f"test macro-F1 {result.metrics['macro_f1']:.3f}")
+    h, p = host or settings.serving.host, port if port is not None else settings.serving.port
+    try:
+        sock = listen_socket(h, p)
+    except OSError as err:
+        # Nothing has started yet: no model loaded, no Label Studio webhook touched.
+        console.print(f"[red]error:[/red] cannot listen on {h}:{p}: {err.strerror or err}")
+        raise typer.Exit(code=2) from err
+    bound = int(sock.getsockname()[1])
+    # The app (and the webhook it registers in Label Studio) uses the port actually bound.
+    settings = settings.model_copy(update={"serving": settings.serving.model_copy(update={"host": h, "port": bound})})
     try:
         application = create_app(settings)
     except TriageError as err:
+        sock.close()
         raise _fail(err) from err
-    h, p = host or settings.serving.host, port or settings.serving.port
-    console.print(f"serving on http://{h}:{p}  (docs: http://{h}:{p}/docs)")
-    uvicorn.run(application, host=h, port=p, log_level=settings.log_level.lower(), access_log=False)
+    console.print(f"serving on http://{h}:{bound}  (docs: http://{h}:{bound}/docs)")
+    server = uvicorn.Server(uvicorn.Config(application, log_level=settings.log_level.lower(), access_log=False))
+    server.run(sockets=[sock])
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (0 = any free port), bound before the app starts so a server that
+    cannot bind never starts (and never re-registers a webhook)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
 
 
 @app.command()

@@ -240,6 +240,18 @@ class LabelStudioBackend:
         ))
         logger.info("webhook for project %s -> %s", project_id, url)
 
+    def find_project(self, title: str) -> int | None:
+        """Id of the project called `title` (lowest id wins), or None."""
+        found: list[Any] = self._call(
+            "list projects", lambda: list(self._client.projects.list(title=title, page_size=100)))
+        ids = sorted(int(p.id or 0) for p in found if p.title == title)
+        return ids[0] if ids else None
+
+    def webhooks(self, project_id: int) -> list[tuple[int, str]]:
+        """(id, url) of the project's webhooks."""
+        hooks = self._call("list webhooks", lambda: list(self._client.webhooks.list(project=str(project_id))))
+        return sorted((int(h.id or 0), str(h.url)) for h in hooks if h.project == project_id)
+
     def _delete_webhook(self, webhook_id: int, url: str) -> None:
         self._call(f"delete stale webhook {webhook_id} to {url}", lambda: self._client.webhooks.delete(webhook_id))
 

@@ -586,7 +586,8 @@ def build_review_service(settings: Settings, policy: Policy) -> ReviewService | 
     from triage.adapters.labelstudio import LabelStudioBackend
 
     host = "127.0.0.1" if settings.serving.host in ("0.0.0.0", "::") else settings.serving.host
-    api = f"http://{host}:{settings.serving.port}"
+    # `triage serve` puts the port it actually bound into the settings; a public URL overrides it.
+    api = (ls.api_public_url or f"http://{host}:{settings.serving.port}").rstrip("/")
     outbox = Outbox(ls.outbox_path or settings.home / "review.db")
     backend = LabelStudioBackend(ls.url, ls.api_token.get_secret_value(), timeout_s=ls.request_timeout_s)
     return ReviewService(outbox, backend, policy, ls,
