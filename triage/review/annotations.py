@@ -61,6 +61,15 @@ def predicted_categories(item: ScoredTicket, policy: Policy) -> list[str]:
     return [top, *others]
 
 
+def prediction_result(item: ScoredTicket, policy: Policy) -> list[dict[str, Any]]:
+    """The model's answer as a pre-annotation. Only a consistent one is pre-filled: a severity that contradicts
+    the categories (a category with the lowest severity, or "none" with a higher one) is left for the reviewer
+    to choose (the model view shows the severity scores)."""
+    cats = predicted_categories(item, policy)
+    consistent = annotation_problem(cats, item.decision.severity, policy) is None
+    return result_for(cats, item.decision.severity if consistent else None)
+
+
 def task_draft(item: ScoredTicket, policy: Policy, model_name: str, model_version: str) -> TaskDraft:
     """A scored ticket as a task: text, ticket metadata, priority, the model's view; its prediction scored by
     the decision's confidence (the lowest is the least certain, served first by uncertainty sampling)."""
@@ -84,7 +93,7 @@ def task_draft(item: ScoredTicket, policy: Policy, model_name: str, model_versio
         "metadata_text": ", ".join(f"{k}: {v}" for k, v in sorted(item.ticket.metadata.items())) or "(none)",
     }
     prediction = Prediction(
-        result=result_for(predicted_categories(item, policy), d.severity),
+        result=prediction_result(item, policy),
         score=float(d.confidence),
         model_version=model_version,
     )

@@ -12,7 +12,7 @@ import pytest
 from tests.unit.review.conftest import scored
 from triage.data.imports import read_tickets_file
 from triage.errors import DataError, ReviewBackendUnavailable
-from triage.review.annotations import annotation_problem, result_for
+from triage.review.annotations import annotation_problem, prediction_result, result_for
 from triage.review.labeling_config import CATEGORY, ESCALATE, SEVERITY, instructions, labeling_config
 from triage.review.memory import InMemoryReviewBackend, webhook_payload
 from triage.review.outbox import Outbox
@@ -213,3 +213,13 @@ def test_a_failed_bulk_update_is_retried_not_lost(service: ReviewService, backen
     assert service.sync_now().predictions_updated == 1
     (task,) = next(iter(backend.projects.values())).tasks.values()
     assert [p.model_version for p in task["predictions"]] == ["v1", "v2"]
+
+
+def test_only_a_consistent_model_answer_is_pre_filled(policy: Policy) -> None:
+    spam_low = scored("a", 0.5)  # spam, severity low: consistent
+    none_low = scored("b", 0.5, category="none")  # "none" with severity low: the reviewer chooses the severity
+    none_low = replace(none_low, scores=replace(none_low.scores, categories={"spam": 0.1, "fraud": 0.1}))
+    assert {r["from_name"]: r["value"]["choices"] for r in prediction_result(spam_low, policy)} == \
+        {"category": ["spam", "fraud"], "severity": ["low"]}
+    assert {r["from_name"]: r["value"]["choices"] for r in prediction_result(none_low, policy)} == \
+        {"category": ["none"]}
