@@ -17,13 +17,14 @@ from rich.table import Table
 
 from triage.errors import TriageError
 from triage.settings import Settings, get_settings
+from triage_cli.output import make_console
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 app = typer.Typer(help="ML-assisted triage for Trust & Safety teams.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-console = Console(stderr=True)
+console = make_console(stderr=True)
 log = logging.getLogger("triage")
 
 
@@ -123,7 +124,7 @@ def train(
                               alias=alias)
     except TriageError as err:
         raise _fail(err) from err
-    out = Console()
+    out = make_console()
     out.print(_metrics_table(f"{model} on the test split", result.metrics, result.classifier.card.categories))
     out.print(_per_source_table(result.metrics))
     out.print(f"run {result.run_id}; registered {settings.mlflow.model_name} version {result.version}"
@@ -155,7 +156,7 @@ def evaluate(
     except TriageError as err:
         raise _fail(err) from err
     metrics = run_eval(loaded.classifier, examples, policy)
-    out = Console()
+    out = make_console()
     out.print(_metrics_table(f"{loaded.name} v{loaded.version} (@{alias}) on {len(examples)} examples", metrics,
                              loaded.classifier.card.categories))
     out.print(_per_source_table(metrics))
@@ -283,7 +284,7 @@ def policy(
         p = load_policy(path or get_settings().policy)
     except TriageError as err:
         raise _fail(err) from err
-    out = Console()
+    out = make_console()
     out.print(f"policy {p.name} {p.version} (digest {p.digest})")
     out.print("categories: " + ", ".join(p.category_names))
     out.print("severity: " + " < ".join(p.severity_names))
@@ -336,7 +337,7 @@ def retrain(
         result = run_retrain(settings, kind=model.value, expert=_expert_labels(labels), expert_weight=expert_weight)
     except TriageError as err:
         raise _fail(err) from err
-    out = Console()
+    out = make_console()
     out.print(_comparison_table(result.comparison))
     _print_gate(out, result.comparison.gate)
     out.print(f"challenger: {settings.mlflow.model_name} v{result.challenger_version} (@challenger), "
@@ -361,7 +362,7 @@ def promote(
                               expert=_expert_labels(labels))
     except (TriageError, ValueError) as err:
         raise _fail(err) from err
-    out = Console()
+    out = make_console()
     if outcome.comparison is not None:
         _print_gate(out, outcome.comparison.gate)
     if not outcome.promoted:
@@ -386,7 +387,7 @@ def rollback(
         previous, current = run_rollback(settings, reason=reason, by=by)
     except TriageError as err:
         raise _fail(err) from err
-    Console().print(f"@champion: v{previous} -> v{current} (rolled back)")
+    make_console().print(f"@champion: v{previous} -> v{current} (rolled back)")
 
 
 def _mount_optional() -> None:

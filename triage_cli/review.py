@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from triage.audit import AuditItem
@@ -18,9 +17,10 @@ from triage.data.schema import Example
 from triage.errors import ReviewBackendUnavailable, TriageError
 from triage.review.service import ReviewService, build_review_service, report_dict
 from triage.settings import get_settings
+from triage_cli.output import make_console
 
 review_app = typer.Typer(help="Expert review in Label Studio: push, sync, status, export, audit.", no_args_is_help=True)
-console = Console(stderr=True)
+console = make_console(stderr=True)
 
 
 def _service() -> ReviewService:
@@ -40,7 +40,7 @@ def _service() -> ReviewService:
     return svc
 
 
-def _deliver(svc: ReviewService) -> None:
+def _deliver(svc: ReviewService, ticket_ids: Sequence[str] = ()) -> None:
     try:
         report = svc.sync_now()
     except ReviewBackendUnavailable as err:
@@ -51,7 +51,12 @@ def _deliver(svc: ReviewService) -> None:
     except TriageError as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
-    console.print("delivered: " + json.dumps(report_dict(report)))
+    console.print("this sync: " + json.dumps(report_dict(report)))
+    if ticket_ids:
+        # The running server may have delivered them first: say where the file's tickets are, whoever sent them.
+        st = svc.outbox.states(ticket_ids)
+        console.print(f"this file's review tickets: {st.get('sent', 0)} in Label Studio, {st.get('waiting', 0)} "
+                      f"waiting, {st.get('rejected', 0)} refused by Label Studio")
 
 
 @review_app.command()
@@ -90,13 +95,15 @@ def push(
         tickets = [Ticket(i, t, m) for i, t, m in rows]
         queued = review = 0
         conflicts: list[str] = []
+        review_ids: list[str] = []
         for start in range(0, len(tickets), batch_size):
             try:
                 scored = scorer.score(tickets[start:start + batch_size])
             except TriageError as err:
                 console.print(f"[red]error:[/red] {err}")
                 raise typer.Exit(2) from err
-            review += sum(s.decision.route == "review" for s in scored)
+            review_ids += [s.ticket.id for s in scored if s.decision.route == "review"]
+            review = len(review_ids)
             result = svc.enqueue(scored, loaded.name, loaded.version)
             queued += result.new
             conflicts += result.conflicts
@@ -106,6 +113,8 @@ def push(
             shown = ", ".join(conflicts[:20]) + (" ..." if len(conflicts) > 20 else "")
             console.print(f"[yellow]conflict:[/yellow] {len(conflicts)} id(s) already queued with another text, "
                           f"left out (a ticket is its id plus its text): {shown}")
+        _deliver(svc, [t for t in review_ids if t not in set(conflicts)])
+        return
     _deliver(svc)
 
 
@@ -144,7 +153,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] =
     table.add_row("agreement: shared tasks", str(ag["tasks"]))
     table.add_row("agreement: exact match", str(ag["exact_match"]))
     table.add_row("agreement: severity alpha", str(ag["severity_alpha"]))
-    Console().print(table)
+    make_console().print(table)
 
 
 @review_app.command()
@@ -227,7 +236,7 @@ def audit(
     for r in rows:
         table.add_row(str(r["rank"]), r["item_id"], r["kind"], f"{r['score']:.3f}", ", ".join(r["categories"]),
                       r["reason"])
-    Console().print(table)
+    make_console().print(table)
 
 
 def audit_row(rank: int, item: AuditItem, example: Example | None) -> dict[str, Any]:

@@ -75,7 +75,7 @@ CREATE TABLE IF NOT EXISTS adjudication (
 _ADDED_COLUMNS = (("queue", "usefulness", "REAL"), ("queue", "text_sha", "TEXT"),
                   ("queue", "prediction_claimed_until", "REAL"), ("queue", "reviewers", "INTEGER"),
                   ("annotations", "rejected_reason", "TEXT"), ("annotations", "escalate", "INTEGER"),
-                  ("annotations", "adjudicates_task", "INTEGER"))
+                  ("annotations", "adjudicates_task", "INTEGER"), ("queue", "auto_routed_by", "TEXT"))
 # Indexes on added columns, created once the columns exist.
 _ADDED_INDEXES = "CREATE INDEX IF NOT EXISTS queue_useful ON queue (state, usefulness DESC, enqueued_at);"
 
@@ -241,6 +241,45 @@ class Outbox:
             )
         new = len({i.ticket_id for i in accepted} - before)
         return EnqueueResult(new=new, conflicts=tuple(dict.fromkeys(i.ticket_id for i in clashing)))
+
+    def withdraw(self, items: Sequence[QueueItem]) -> tuple[list[str], list[str]]:
+        """Tickets a newer model routes automatically: (removed, marked). One still waiting leaves the queue
+        (it never reached Label Studio); one already sent gets the new model's prediction (`payload`, scored to
+        be served last) as a prediction update, and is marked `auto_routed_by` the new version. Only items
+        re-scored by another model version, with the same text, are touched."""
+        removed: list[str] = []
+        marked: list[str] = []
+        ids = [i.ticket_id for i in items]
+        # Read first (no write lock): most auto-routed tickets were never queued.
+        queued = {r[0] for chunk in _chunks(ids, 500) for r in self._conn().execute(
+            f"SELECT ticket_id FROM queue WHERE ticket_id IN ({_marks(chunk)})", chunk)}
+        if not queued:
+            return removed, marked
+        now = time.time()
+        with self._tx() as db:
+            for i in (i for i in items if i.ticket_id in queued):
+                row = db.execute("SELECT state, model_version, text_sha FROM queue WHERE ticket_id = ?",
+                                 (i.ticket_id,)).fetchone()
+                if row is None or row[1] == i.model_version or (row[2] and i.text_sha and row[2] != i.text_sha):
+                    continue
+                if row[0] == "waiting":
+                    db.execute("DELETE FROM queue WHERE ticket_id = ? AND state = 'waiting'", (i.ticket_id,))
+                    removed.append(i.ticket_id)
+                elif row[0] == "sent":
+                    db.execute("""UPDATE queue SET payload = ?, model_version = ?, prediction_dirty = 1,
+                                  auto_routed_by = ?, updated_at = ? WHERE ticket_id = ?""",
+                               (i.payload, i.model_version, i.model_version, now, i.ticket_id))
+                    marked.append(i.ticket_id)
+        return removed, marked
+
+    def states(self, ticket_ids: Sequence[str]) -> dict[str, int]:
+        """How many of these tickets are waiting, sent or rejected (whoever delivered them)."""
+        out: dict[str, int] = {}
+        for chunk in _chunks(list(dict.fromkeys(ticket_ids)), 500):
+            for state, n in self._conn().execute(
+                    f"SELECT state, COUNT(*) FROM queue WHERE ticket_id IN ({_marks(chunk)}) GROUP BY state", chunk):
+                out[state] = out.get(state, 0) + int(n)
+        return out
 
     def conflicts(self) -> list[dict[str, object]]:
         """Ids that arrived with a text other than the one queued under them (never merged), newest first."""
@@ -458,6 +497,8 @@ class Outbox:
                                      "AND rejected_reason IS NOT NULL").fetchone()[0]
         adjudication = dict(db.execute("SELECT state, COUNT(*) FROM adjudication GROUP BY state").fetchall())
         conflicts = db.execute("SELECT COUNT(DISTINCT ticket_id) FROM conflicts").fetchone()[0]
+        auto_routed = db.execute("SELECT COUNT(*) FROM queue WHERE auto_routed_by IS NOT NULL "
+                                 "AND state = 'sent'").fetchone()[0]
         live, deleted, tasks, annotators = db.execute(
             """SELECT SUM(deleted = 0 AND was_cancelled = 0), SUM(deleted = 1),
                       COUNT(DISTINCT CASE WHEN deleted = 0 AND was_cancelled = 0 THEN task_id END),
@@ -477,6 +518,7 @@ class Outbox:
             "adjudication_waiting": int(adjudication.get("waiting", 0)),
             "adjudication_sent": int(adjudication.get("sent", 0)),
             "id_conflicts": int(conflicts),
+            "sent_now_auto_routed": int(auto_routed),
         }
 
     def last_error(self) -> str | None:

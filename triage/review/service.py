@@ -156,6 +156,8 @@ class ReviewService:
         task data (`usefulness`) and written into the prediction score Label Studio serves by (`queue_score`),
         so reviewers get first what the strategy ranks first; the model's confidence stays in the task data.
         """
+        if self.policy.review.withdraw_auto_routed:
+            self._withdraw([it for it in items if it.decision.route == "auto"], model_name, model_version)
         review = [it for it in items if it.decision.route == "review"]
         if not review:
             return EnqueueResult()
@@ -180,6 +182,27 @@ class ReviewService:
         self._model_version = model_version
         self._wake.set()
         return result
+
+    def _withdraw(self, auto: Sequence[ScoredTicket], model_name: str, model_version: str) -> None:
+        """After a model change, tickets the new model routes automatically leave the review queue when still
+        waiting; sent ones get its prediction scored 1.0, so Label Studio serves them last (policy switch
+        review.withdraw_auto_routed)."""
+        if not auto:
+            return
+        items = []
+        for it in auto:
+            draft = task_draft(it, self.policy, model_name, model_version)
+            prediction = None if draft.prediction is None else replace(draft.prediction, score=1.0)
+            draft = replace(draft, prediction=prediction, data={**draft.data, "auto_routed_by": model_version})
+            items.append(QueueItem(ticket_id=it.ticket.id, payload=draft_to_json(draft), model_version=model_version,
+                                   priority=float(it.decision.priority), score=float(it.decision.confidence),
+                                   text_sha=text_sha(it.ticket.text)))
+        removed, marked = self.outbox.withdraw(items)
+        if removed or marked:
+            logger.info("model %s routes %d queued ticket(s) automatically: %d left the review queue, %d already "
+                        "in Label Studio are served last", model_version, len(removed) + len(marked), len(removed),
+                        len(marked))
+            self._wake.set()
 
     # ------------------------------------------------------------------------------------------ out
 

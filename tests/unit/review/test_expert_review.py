@@ -223,3 +223,38 @@ def test_only_a_consistent_model_answer_is_pre_filled(policy: Policy) -> None:
         {"category": ["spam", "fraud"], "severity": ["low"]}
     assert {r["from_name"]: r["value"]["choices"] for r in prediction_result(none_low, policy)} == \
         {"category": ["none"]}
+
+
+# ---------------------------------------------------------------------------------------------- model change
+
+
+def test_tickets_the_new_model_auto_routes_leave_the_queue_or_are_served_last(
+        service: ReviewService, backend: InMemoryReviewBackend) -> None:
+    service.enqueue([scored("sent-a", 0.5), scored("sent-b", 0.5)], "m", "v1")
+    service.sync_now()
+    service.enqueue([scored("waiting", 0.5)], "m", "v1")
+    # Model v2 routes "waiting" and "sent-a" automatically, "sent-b" still to review.
+    service.enqueue([scored("waiting", 0.95, route="auto"), scored("sent-a", 0.95, route="auto"),
+                     scored("sent-b", 0.4)], "m", "v2")
+    assert service.outbox.queued("waiting") is None  # never sent: it simply leaves the queue
+    report = service.sync_now()
+    assert report.delivered == 0 and report.predictions_updated == 2
+    project = next(iter(backend.projects.values()))
+    assert project.model_version == "v2"
+    by_ticket = {t["data"]["ticket_id"]: t for t in project.tasks.values()}
+    assert set(by_ticket) == {"sent-a", "sent-b"}
+    assert by_ticket["sent-a"]["predictions"][-1].score == 1.0
+    assert backend.next_task(project.id)["data"]["ticket_id"] == "sent-b"  # the auto-routed one comes last
+    assert service.status()["sent_now_auto_routed"] == 1
+
+
+def test_the_policy_switch_keeps_them_when_off(tmp_path: Path, backend: InMemoryReviewBackend, policy: Policy,
+                                              settings: LabelStudioSettings) -> None:
+    keep = policy.model_copy(update={"review": policy.review.model_copy(update={"withdraw_auto_routed": False})})
+    svc = ReviewService(Outbox(tmp_path / "keep.db"), backend, keep, settings)
+    try:
+        svc.enqueue([scored("waiting", 0.5)], "m", "v1")
+        svc.enqueue([scored("waiting", 0.95, route="auto")], "m", "v2")
+        assert svc.outbox.queued("waiting") is not None
+    finally:
+        svc.outbox.close()
