@@ -6,15 +6,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT, LabelStudioServer, free_port
+from tests.integration.conftest import ROOT, LabelStudioServer, RunningApi, free_port
+from tests.integration.test_labelstudio import review_tickets, wait_until
 from triage.adapters.labelstudio import LabelStudioBackend
 from triage.data.imports import read_tickets_file
 from triage.errors import DataError
@@ -157,18 +160,19 @@ def test_serve_registers_the_webhook_on_the_bound_port_and_a_failed_start_touche
     env.pop("TRIAGE_LABELSTUDIO__WEBHOOK_URL", None)
     cli = [sys.executable, "-c", "from triage_cli.main import app; app()", "serve", "--port", str(port)]
     ls = LabelStudioBackend(labelstudio.url, labelstudio.token)
-    first = subprocess.Popen(cli, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "serve.log"
+    first = subprocess.Popen(cli, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # start-up imports the ML stack: slow on a busy 2-core machine
         hooks: list[tuple[int, str]] = []
         while time.monotonic() < deadline:
             pid = ls.find_project(title)
             hooks = ls.webhooks(pid) if pid is not None else []
             if hooks:
                 break
-            assert first.poll() is None, "the first server exited"
+            assert first.poll() is None, f"the first server exited:\n{log.read_text()[-3000:]}"
             time.sleep(0.5)
-        assert [url for _, url in hooks] == [f"http://127.0.0.1:{port}/v1/review/webhook"]  # not 8000
+        assert [url for _, url in hooks] == [f"http://127.0.0.1:{port}/v1/review/webhook"], log.read_text()[-3000:]
 
         second = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=120, check=False)
         assert second.returncode == 2
@@ -179,3 +183,33 @@ def test_serve_registers_the_webhook_on_the_bound_port_and_a_failed_start_touche
     finally:
         first.terminate()
         first.wait(timeout=30)
+
+
+def test_promotion_while_the_server_runs_and_a_push_runs_one_prediction_per_version(
+        make_api: Callable[..., RunningApi], labelstudio: LabelStudioServer, trained_model: dict) -> None:
+    api = make_api("it promotion")
+    tickets = review_tickets(trained_model, "promo", 40)
+    api.score(tickets)
+    wait_until(lambda: api.review.status()["sent"] == 40, 60, "delivery")
+    # The same outbox, as `triage review push` opens it beside the running server.
+    push = ReviewService(Outbox(api.review.outbox.path), LabelStudioBackend(labelstudio.url, labelstudio.token),
+                         load_policy(), api.review.settings)
+    rows = [(t["id"], t["text"], t["metadata"]) for t in tickets]
+    rescored = _forced_review(_score(trained_model, rows))
+    # A promotion: the server and the push both re-score every ticket with model it-2 and deliver at once.
+    workers = [threading.Thread(target=api.review.enqueue, args=(rescored, "triage-it", "it-2")),
+               threading.Thread(target=lambda: (push.enqueue(rescored, "triage-it", "it-2"), push.sync_now()))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    wait_until(lambda: api.review.status()["prediction_updates"] == 0, 60, "prediction updates")
+    push.sync_now()
+    ls = LabelStudioBackend(labelstudio.url, labelstudio.token)
+    pid = api.review.status()["project_id"]
+    tasks = ls.task_ids_by_ticket(pid)
+    assert len(tasks) == 40
+    for task_id in tasks.values():
+        versions = Counter(p["model_version"] for p in ls.task_predictions(task_id))
+        assert versions == {"it-1": 1, "it-2": 1}, (task_id, versions)
+    push.outbox.close()

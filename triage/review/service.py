@@ -231,10 +231,10 @@ class ReviewService:
         return pid
 
     def _project_options(self) -> dict[str, Any]:
-        """Project fields from the policy: reviewers per task (the most any ticket needs; tasks needing fewer get
-        their own overlap) and the definitions and rubric as instructions shown before labelling."""
+        """Project fields from the policy: reviewers per task (the usual number; the adapter gives the few tasks
+        that need more their own overlap, one request each) and the definitions and rubric as instructions."""
         rules = self.policy.review
-        return {"maximum_annotations": max(rules.reviewers, rules.high_stakes_reviewers),
+        return {"maximum_annotations": rules.reviewers,
                 "overlap_cohort_percentage": 100, "expert_instruction": instructions(self.policy),
                 "show_instruction": True}
 
