@@ -493,8 +493,10 @@ class Outbox:
         q = dict(db.execute("SELECT state, COUNT(*) FROM queue GROUP BY state").fetchall())
         retried = db.execute("SELECT COUNT(*) FROM queue WHERE state = 'waiting' AND attempts > 0").fetchone()[0]
         dirty = db.execute("SELECT COUNT(*) FROM queue WHERE prediction_dirty = 1").fetchone()[0]
-        rejected_labels = db.execute("SELECT COUNT(*) FROM annotations WHERE deleted = 0 AND was_cancelled = 0 "
-                                     "AND rejected_reason IS NOT NULL").fetchone()[0]
+        rejected_labels, escalated = db.execute(
+            "SELECT COUNT(rejected_reason), "
+            "COUNT(DISTINCT CASE WHEN escalate = 1 THEN COALESCE(ticket_id, task_id) END) "
+            "FROM annotations WHERE deleted = 0 AND was_cancelled = 0").fetchone()
         adjudication = dict(db.execute("SELECT state, COUNT(*) FROM adjudication GROUP BY state").fetchall())
         conflicts = db.execute("SELECT COUNT(DISTINCT ticket_id) FROM conflicts").fetchone()[0]
         auto_routed = db.execute("SELECT COUNT(*) FROM queue WHERE auto_routed_by IS NOT NULL "
@@ -519,6 +521,7 @@ class Outbox:
             "adjudication_sent": int(adjudication.get("sent", 0)),
             "id_conflicts": int(conflicts),
             "sent_now_auto_routed": int(auto_routed),
+            "escalated_tickets": int(escalated or 0),
         }
 
     def last_error(self) -> str | None:

@@ -123,6 +123,7 @@ def test_escalation_is_recorded_and_returned(service: ReviewService, backend: In
     assert rec.escalate
     (ex,) = service.examples()
     assert ex.meta["escalated"] == "true"
+    assert service.status()["escalated_tickets"] == 1
 
 
 # ---------------------------------------------------------------------------------------------- the view
