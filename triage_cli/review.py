@@ -145,14 +145,17 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] =
     table = Table(title=f"review queue ({svc.outbox.path})")
     table.add_column("what")
     table.add_column("value", justify="right")
-    for key in ("waiting", "waiting_retried", "sent", "rejected", "prediction_updates", "annotations",
-                "annotations_deleted", "labelled_tasks", "annotators", "project_id", "model_version",
-                "policy_version", "last_error"):
+    for key in ("waiting", "waiting_retried", "sent", "rejected", "prediction_updates", "id_conflicts",
+                "sent_now_auto_routed", "annotations", "annotations_deleted", "annotations_rejected",
+                "labelled_tasks", "annotators", "adjudication_waiting", "adjudication_sent", "escalated_tickets",
+                "project_id", "model_version", "policy_version", "last_error"):
         table.add_row(key, str(st[key]))
     ag = st["agreement"]
     table.add_row("agreement: shared tasks", str(ag["tasks"]))
     table.add_row("agreement: exact match", str(ag["exact_match"]))
     table.add_row("agreement: severity alpha", str(ag["severity_alpha"]))
+    for name, alpha in ag["category_alpha"].items():
+        table.add_row(f"agreement: {name} alpha / pairwise", f"{alpha} / {ag['category_pairwise'][name]}")
     make_console().print(table)
 
 

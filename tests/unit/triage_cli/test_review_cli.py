@@ -70,3 +70,13 @@ def test_tables_do_not_wrap_in_logs(capsys: pytest.CaptureFixture[str]) -> None:
     table.add_row("ticket-123", long_reason)
     console.print(table)
     assert any(long_reason in line for line in capsys.readouterr().out.splitlines())
+
+
+def test_status_table_shows_review_health_and_agreement_per_category(cli_env: Path) -> None:
+    from triage_cli.review import review_app
+
+    result = CliRunner().invoke(review_app, ["status"])
+    assert result.exit_code == 0, result.output
+    for row in ("id_conflicts", "annotations_rejected", "adjudication_waiting", "escalated_tickets",
+                "agreement: harassment alpha / pairwise"):
+        assert row in result.output
