@@ -433,14 +433,16 @@ class Outbox:
                 f"SELECT annotation_id FROM annotations WHERE deleted = 0 AND task_id IN ({_marks(chunk)})", chunk))
         return out
 
-    def annotations(self, include_deleted: bool = False) -> list[AnnotationRecord]:
-        """Stored annotations, oldest first."""
-        where = "" if include_deleted else "WHERE deleted = 0"
+    def annotations(self, include_deleted: bool = False, task_id: int | None = None) -> list[AnnotationRecord]:
+        """Stored annotations (of one task, when given), oldest first."""
+        clauses = ([] if include_deleted else ["deleted = 0"]) + ([] if task_id is None else ["task_id = ?"])
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         rows = self._conn().execute(
             f"""SELECT annotation_id, task_id, ticket_id, text, annotator, categories, severity, rationale, result,
                 created_at, updated_at, model_version, policy_version, was_cancelled, deleted, via,
                 rejected_reason, escalate, adjudicates_task
-                FROM annotations {where} ORDER BY updated_at, annotation_id""").fetchall()
+                FROM annotations {where} ORDER BY updated_at, annotation_id""",
+            () if task_id is None else (task_id,)).fetchall()
         return [
             AnnotationRecord(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[6], r[7], r[8], r[9], r[10],
                              r[11], r[12], bool(r[13]), bool(r[14]), r[15], r[16], bool(r[17]), r[18])

@@ -364,7 +364,7 @@ class ReviewService:
 
     def _check_disagreement(self, task_id: int) -> None:
         """Queue the task for adjudication when its reviewers' valid answers differ (once per task)."""
-        records = [r for r in self.outbox.annotations() if r.task_id == task_id and r.adjudicates_task is None]
+        records = [r for r in self.outbox.annotations(task_id=task_id) if r.adjudicates_task is None]
         split = disagreements(records, self.policy).get(task_id)
         if not split:
             return
