@@ -70,8 +70,8 @@ labelstudio-down:
 mlflow-server: setup       ## a team MLflow server on 127.0.0.1:5055 (SQLite + local artifacts, one worker)
 	@bash scripts/mlflow_server.sh
 
-notebook: setup            ## execute notebooks/compare_models.ipynb against the configured registry
-	$(BIN)/jupyter execute notebooks/compare_models.ipynb
+notebook: setup            ## run notebooks/compare_models.ipynb; saved with its output in results/ (.ipynb and .html)
+	$(BIN)/python scripts/run_notebook.py notebooks/compare_models.ipynb --out results
 
 clean:                      ## remove environments and local state (models, MLflow store, Label Studio data)
 	rm -rf $(VENV) .venv-labelstudio .triage results

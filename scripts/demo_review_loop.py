@@ -75,8 +75,9 @@ def ensure_labelstudio(settings: Settings) -> None:
             return
     except (httpx.HTTPError, ValueError):
         pass
-    port = ls.url.rsplit(":", 1)[-1].strip("/")
-    env = {**os.environ, "TRIAGE_LS_PORT": port, "TRIAGE_LS_TOKEN": ls.api_token.get_secret_value()}
+    # The script binds the address of the one setting the app reads too (TRIAGE_LABELSTUDIO__URL).
+    env = {**{k: v for k, v in os.environ.items() if k != "TRIAGE_LS_PORT"}, "TRIAGE_LABELSTUDIO__URL": ls.url,
+           "TRIAGE_LS_TOKEN": ls.api_token.get_secret_value()}
     if ls.data_dir:
         env["TRIAGE_LS_DATA"] = str(ls.data_dir)
     t0 = time.perf_counter()

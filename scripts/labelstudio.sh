@@ -10,7 +10,8 @@
 # Configuration (environment, dev defaults):
 #   TRIAGE_LS_VENV      venv path                   (.venv-labelstudio)
 #   TRIAGE_LS_DATA      data directory              (.triage/labelstudio)
-#   TRIAGE_LS_PORT      port on 127.0.0.1           (8089)
+#   TRIAGE_LABELSTUDIO__URL  where Label Studio runs (http://127.0.0.1:8089): the one address setting, read
+#                       by this script (host and port to bind) and by the app (where to send tasks)
 #   TRIAGE_LS_USER      admin user e-mail           (admin@example.com)
 #   TRIAGE_LS_PASSWORD  admin password              (triage-dev-password)
 #   TRIAGE_LS_TOKEN     admin API token (legacy)    (TRIAGE_LABELSTUDIO__API_TOKEN, else dev-token)
@@ -24,8 +25,17 @@ cd "$ROOT"
 LS_VERSION="1.23.2"
 VENV="${TRIAGE_LS_VENV:-.venv-labelstudio}"
 DATA="${TRIAGE_LS_DATA:-.triage/labelstudio}"
-PORT="${TRIAGE_LS_PORT:-8089}"
-HOST="127.0.0.1"
+LS_URL="${TRIAGE_LABELSTUDIO__URL:-http://127.0.0.1:8089}"
+if [[ ! "$LS_URL" =~ ^http://([^/:]+):([0-9]+)/?$ ]]; then
+    echo "[labelstudio] TRIAGE_LABELSTUDIO__URL=$LS_URL: expected http://HOST:PORT (a local address to bind)" >&2
+    exit 2
+fi
+HOST="${BASH_REMATCH[1]}"
+PORT="${BASH_REMATCH[2]}"
+if [[ -n "${TRIAGE_LS_PORT:-}" && "${TRIAGE_LS_PORT}" != "$PORT" ]]; then
+    echo "[labelstudio] TRIAGE_LS_PORT is no longer read: set TRIAGE_LABELSTUDIO__URL=http://$HOST:${TRIAGE_LS_PORT}" >&2
+    exit 2
+fi
 USER_EMAIL="${TRIAGE_LS_USER:-admin@example.com}"
 PASSWORD="${TRIAGE_LS_PASSWORD:-triage-dev-password}"
 TOKEN="${TRIAGE_LS_TOKEN:-${TRIAGE_LABELSTUDIO__API_TOKEN:-dev-token}}"
@@ -158,7 +168,7 @@ cmd_up() {
     else
         cmd_install
         if port_busy; then
-            log "port $PORT on $HOST is already taken by another process; set TRIAGE_LS_PORT"
+            log "port $PORT on $HOST is already taken by another process; set TRIAGE_LABELSTUDIO__URL"
             return 1
         fi
         if [[ ! -f "$DATA/label_studio.sqlite3" && -f "$TEMPLATE/label_studio.sqlite3" ]]; then

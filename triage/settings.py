@@ -75,6 +75,9 @@ class LabelStudioSettings(BaseModel):
     ml_backend_url: str | None = None
     webhook_header: str = "X-Triage-Webhook-Secret"
     data_dir: Path | None = Field(default=None, description="Label Studio data dir for scripts/labelstudio.sh")
+    api_public_url: str | None = Field(default=None, description="where Label Studio reaches this API (e.g. behind "
+                                       "a proxy); None = the address the server bound. The webhook and ML backend "
+                                       "URLs derive from it unless set themselves")
 
     @model_validator(mode="after")
     def _backoff_order(self) -> LabelStudioSettings:

@@ -67,6 +67,16 @@ class Promotion(_Strict):
     seed: int = Field(default=0, ge=0, description="replicate seed: the same inputs give the same verdicts")
 
 
+class ReviewRules(_Strict):
+    """Expert review: how many reviewers a ticket gets, and what a model change does to the queue."""
+
+    reviewers: int = Field(default=1, ge=1, le=5, description="reviewers per ticket")
+    high_stakes_reviewers: int = Field(default=2, ge=1, le=5, description="reviewers for a ticket whose predicted "
+                                       "severity or category is always_review")
+    withdraw_auto_routed: bool = Field(default=True, description="after a model change, tickets still waiting "
+                                       "that the new model routes automatically leave the review queue")
+
+
 class Policy(_Strict):
     """A team's whole policy; the one source of category and severity names."""
 
@@ -76,6 +86,7 @@ class Policy(_Strict):
     categories: tuple[Category, ...] = Field(min_length=1)
     routing: Routing = Routing()
     promotion: Promotion = Promotion()
+    review: ReviewRules = ReviewRules()
 
     @field_validator("severity", "categories")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -16,13 +17,14 @@ from rich.table import Table
 
 from triage.errors import TriageError
 from triage.settings import Settings, get_settings
+from triage_cli.output import make_console
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 app = typer.Typer(help="ML-assisted triage for Trust & Safety teams.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-console = Console(stderr=True)
+console = make_console(stderr=True)
 log = logging.getLogger("triage")
 
 
@@ -125,7 +127,7 @@ def train(
                               alias=alias)
     except TriageError as err:
         raise _fail(err) from err
-    out = Console()
+    out = make_console()
     out.print(_metrics_table(f"{model} on the test split", result.metrics, result.classifier.card.categories))
     out.print(_per_source_table(result.metrics))
     out.print(f"run {result.run_id}; registered {settings.mlflow.model_name} version {result.version}"
@@ -173,7 +175,7 @@ def evaluate(
     except TriageError as err:
         raise _fail(err) from err
     metrics = run_eval(loaded.classifier, examples, policy)
-    out = Console()
+    out = make_console()
     out.print(_metrics_table(f"{loaded.name} v{loaded.version} (@{alias}) on {len(examples)} examples", metrics,
                              loaded.classifier.card.categories))
     out.print(_per_source_table(metrics))
@@ -182,7 +184,8 @@ def evaluate(
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="bind address (default TRIAGE_SERVING__HOST)")] = None,
-    port: Annotated[int | None, typer.Option(help="port (default TRIAGE_SERVING__PORT)")] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535, help="port (default TRIAGE_SERVING__PORT; 0 = any "
+                                                                      "free port)")] = None,
     train_if_missing: Annotated[bool, typer.Option(help="train the default baseline when nothing is registered")
                                 ] = False,
 ) -> None:
@@ -203,13 +206,40 @@ def serve(
             result = run_training(settings, kind="baseline")
             console.print(f"trained {settings.mlflow.model_name} v{result.version}: "
                           f"test macro-F1 {result.metrics['macro_f1']:.3f}")
+    h, p = host or settings.serving.host, port if port is not None else settings.serving.port
+    try:
+        sock = listen_socket(h, p)
+    except OSError as err:
+        # Nothing has started yet: no model loaded, no Label Studio webhook touched.
+        console.print(f"[red]error:[/red] cannot listen on {h}:{p}: {err.strerror or err}")
+        raise typer.Exit(code=2) from err
+    bound = int(sock.getsockname()[1])
+    # The app (and the webhook it registers in Label Studio) uses the port actually bound.
+    settings = settings.model_copy(update={"serving": settings.serving.model_copy(update={"host": h, "port": bound})})
     try:
         application = create_app(settings)
     except TriageError as err:
+        sock.close()
         raise _fail(err) from err
-    h, p = host or settings.serving.host, port or settings.serving.port
-    console.print(f"serving on http://{h}:{p}  (docs: http://{h}:{p}/docs)")
-    uvicorn.run(application, host=h, port=p, log_level=settings.log_level.lower(), access_log=False)
+    console.print(f"serving on http://{h}:{bound}  (docs: http://{h}:{bound}/docs)")
+    server = uvicorn.Server(uvicorn.Config(application, log_level=settings.log_level.lower(), access_log=False))
+    server.run(sockets=[sock])
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (0 = any free port), bound before the app starts so a server that
+    cannot bind never starts (and never re-registers a webhook)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
 
 
 @app.command()
@@ -273,7 +303,7 @@ def policy(
         p = load_policy(path or get_settings().policy)
     except TriageError as err:
         raise _fail(err) from err
-    out = Console()
+    out = make_console()
     out.print(f"policy {p.name} {p.version} (digest {p.digest})")
     out.print("categories: " + ", ".join(p.category_names))
     out.print("severity: " + " < ".join(p.severity_names))
@@ -326,7 +356,7 @@ def retrain(
         result = run_retrain(settings, kind=model.value, expert=_expert_labels(labels), expert_weight=expert_weight)
     except TriageError as err:
         raise _fail(err) from err
-    out = Console()
+    out = make_console()
     out.print(_comparison_table(result.comparison))
     _print_gate(out, result.comparison.gate)
     out.print(f"challenger: {settings.mlflow.model_name} v{result.challenger_version} (@challenger), "
@@ -351,7 +381,7 @@ def promote(
                               expert=_expert_labels(labels))
     except (TriageError, ValueError) as err:
         raise _fail(err) from err
-    out = Console()
+    out = make_console()
     if outcome.comparison is not None:
         _print_gate(out, outcome.comparison.gate)
     if not outcome.promoted:
@@ -376,7 +406,7 @@ def rollback(
         previous, current = run_rollback(settings, reason=reason, by=by)
     except TriageError as err:
         raise _fail(err) from err
-    Console().print(f"@champion: v{previous} -> v{current} (rolled back)")
+    make_console().print(f"@champion: v{previous} -> v{current} (rolled back)")
 
 
 def _mount_optional() -> None:

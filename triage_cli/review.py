@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from triage.audit import AuditItem
@@ -18,9 +17,10 @@ from triage.data.schema import Example
 from triage.errors import ReviewBackendUnavailable, TriageError
 from triage.review.service import ReviewService, build_review_service, report_dict
 from triage.settings import get_settings
+from triage_cli.output import make_console
 
 review_app = typer.Typer(help="Expert review in Label Studio: push, sync, status, export, audit.", no_args_is_help=True)
-console = Console(stderr=True)
+console = make_console(stderr=True)
 
 
 def _service() -> ReviewService:
@@ -40,7 +40,7 @@ def _service() -> ReviewService:
     return svc
 
 
-def _deliver(svc: ReviewService) -> None:
+def _deliver(svc: ReviewService, ticket_ids: Sequence[str] = ()) -> None:
     try:
         report = svc.sync_now()
     except ReviewBackendUnavailable as err:
@@ -51,7 +51,12 @@ def _deliver(svc: ReviewService) -> None:
     except TriageError as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
-    console.print("delivered: " + json.dumps(report_dict(report)))
+    console.print("this sync: " + json.dumps(report_dict(report)))
+    if ticket_ids:
+        # The running server may have delivered them first: say where the file's tickets are, whoever sent them.
+        st = svc.outbox.states(ticket_ids)
+        console.print(f"this file's review tickets: {st.get('sent', 0)} in Label Studio, {st.get('waiting', 0)} "
+                      f"waiting, {st.get('rejected', 0)} refused by Label Studio")
 
 
 @review_app.command()
@@ -61,8 +66,16 @@ def push(
                                                 dir_okay=False)] = None,
     alias: Annotated[str, typer.Option(help="registry alias of the model that scores the file")] = "champion",
     batch_size: Annotated[int, typer.Option(min=1, max=256)] = 64,
+    namespace_ids: Annotated[bool, typer.Option(
+        "--namespace-ids", help="number rows without an `id` under a hash of the file (`<hash>:<row>`) instead "
+                                "of refusing the file")] = False,
 ) -> None:
-    """Score a file with the registered model, queue the tickets routed to review, and deliver the queue."""
+    """Score a file with the registered model, queue the tickets routed to review, and deliver the queue.
+
+    A ticket is its id plus its text: a file without an `id` column is refused (or, with --namespace-ids,
+    its rows get ids under the file's hash); an id already queued with another text is reported as a conflict
+    and left out.
+    """
     svc = _service()
     if file is not None:
         from triage.adapters import mlflow_registry as registry
@@ -72,7 +85,7 @@ def push(
 
         settings = get_settings()
         try:
-            rows = read_tickets_file(file)
+            rows = read_tickets_file(file, missing_ids="namespace" if namespace_ids else "refuse")
             loaded = registry.load_model(settings, alias)
         except TriageError as err:
             console.print(f"[red]error:[/red] {err}")
@@ -81,16 +94,27 @@ def push(
                         TicketLimits(max_tickets=batch_size, max_text_chars=settings.serving.max_text_chars))
         tickets = [Ticket(i, t, m) for i, t, m in rows]
         queued = review = 0
+        conflicts: list[str] = []
+        review_ids: list[str] = []
         for start in range(0, len(tickets), batch_size):
             try:
                 scored = scorer.score(tickets[start:start + batch_size])
             except TriageError as err:
                 console.print(f"[red]error:[/red] {err}")
                 raise typer.Exit(2) from err
-            review += sum(s.decision.route == "review" for s in scored)
-            queued += svc.enqueue(scored, loaded.name, loaded.version)
+            review_ids += [s.ticket.id for s in scored if s.decision.route == "review"]
+            review = len(review_ids)
+            result = svc.enqueue(scored, loaded.name, loaded.version)
+            queued += result.new
+            conflicts += result.conflicts
         console.print(f"scored {len(tickets)} tickets with {loaded.name} v{loaded.version}: {review} need review, "
-                      f"{queued} newly queued")
+                      f"{queued} newly queued, {len(conflicts)} id conflict(s)")
+        if conflicts:
+            shown = ", ".join(conflicts[:20]) + (" ..." if len(conflicts) > 20 else "")
+            console.print(f"[yellow]conflict:[/yellow] {len(conflicts)} id(s) already queued with another text, "
+                          f"left out (a ticket is its id plus its text): {shown}")
+        _deliver(svc, [t for t in review_ids if t not in set(conflicts)])
+        return
     _deliver(svc)
 
 
@@ -121,15 +145,18 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] =
     table = Table(title=f"review queue ({svc.outbox.path})")
     table.add_column("what")
     table.add_column("value", justify="right")
-    for key in ("waiting", "waiting_retried", "sent", "rejected", "prediction_updates", "annotations",
-                "annotations_deleted", "labelled_tasks", "annotators", "project_id", "model_version",
-                "policy_version", "last_error"):
+    for key in ("waiting", "waiting_retried", "sent", "rejected", "prediction_updates", "id_conflicts",
+                "sent_now_auto_routed", "annotations", "annotations_deleted", "annotations_rejected",
+                "labelled_tasks", "annotators", "adjudication_waiting", "adjudication_sent", "escalated_tickets",
+                "project_id", "model_version", "policy_version", "last_error"):
         table.add_row(key, str(st[key]))
     ag = st["agreement"]
     table.add_row("agreement: shared tasks", str(ag["tasks"]))
     table.add_row("agreement: exact match", str(ag["exact_match"]))
     table.add_row("agreement: severity alpha", str(ag["severity_alpha"]))
-    Console().print(table)
+    for name, alpha in ag["category_alpha"].items():
+        table.add_row(f"agreement: {name} alpha / pairwise", f"{alpha} / {ag['category_pairwise'][name]}")
+    make_console().print(table)
 
 
 @review_app.command()
@@ -212,7 +239,7 @@ def audit(
     for r in rows:
         table.add_row(str(r["rank"]), r["item_id"], r["kind"], f"{r['score']:.3f}", ", ".join(r["categories"]),
                       r["reason"])
-    Console().print(table)
+    make_console().print(table)
 
 
 def audit_row(rank: int, item: AuditItem, example: Example | None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from serving.deps import BatcherDep, PolicyDep, ServingDep, SlotDep
 from serving.schemas import ErrorOut
-from triage.review.annotations import predicted_categories, result_for
+from triage.review.annotations import prediction_result
 from triage.review.labeling_config import CATEGORY, SEVERITY, TEXT
 from triage.tickets import Ticket
 
@@ -109,7 +109,7 @@ async def ml_predict(body: PredictIn, serving: ServingDep, batcher: BatcherDep, 
     for start in range(0, len(tickets), limits.max_tickets):
         used, scored = await batcher.score(tickets[start:start + limits.max_tickets])
         results.extend(
-            TaskPrediction(result=result_for(predicted_categories(s, policy), s.decision.severity),
+            TaskPrediction(result=prediction_result(s, policy),
                            score=float(s.decision.confidence), model_version=used.loaded.version)
             for s in scored
         )

@@ -45,6 +45,12 @@ class ReviewStatus(BaseModel):
     sync_running: bool
     last_sync_ok_at: float | None
     last_error: str | None
+    annotations_rejected: int = Field(0, description="Empty or inconsistent annotations, kept with their reason.")
+    adjudication_waiting: int = Field(0, description="Tasks whose reviewers disagree, not yet sent to adjudication.")
+    adjudication_sent: int = Field(0, description="Tasks in the adjudication project.")
+    id_conflicts: int = Field(0, description="Ids that arrived with another text than the one queued (refused).")
+    sent_now_auto_routed: int = Field(0, description="Tasks in Label Studio the current model routes automatically.")
+    escalated_tickets: int = Field(0, description="Tickets a reviewer marked for urgent handling.")
 
 
 def get_review(request: Request) -> ReviewService:

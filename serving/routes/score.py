@@ -46,8 +46,7 @@ async def score(body: ScoreRequest, serving: ServingDep, batcher: BatcherDep, re
     used, scored = await batcher.score(tickets)
     review = request.app.state.review
     if review is not None:
-        pending = [s for s in scored if s.decision.route == "review"]
-        if pending:
-            review.enqueue(pending, used.loaded.name, used.loaded.version)
+        # Every ticket: those routed to review are queued; queued ones this model routes automatically leave.
+        review.enqueue(scored, used.loaded.name, used.loaded.version)
     return ScoreResponse(model=ModelRef(name=used.loaded.name, version=used.loaded.version),
                          results=[to_result(s) for s in scored])

@@ -76,7 +76,8 @@ def labelstudio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudi
     port = free_port()
     data = tmp_path_factory.mktemp("labelstudio")
     token = f"it-{random.Random().getrandbits(64):016x}"
-    env = {**os.environ, "TRIAGE_LS_PORT": str(port), "TRIAGE_LS_DATA": str(data), "TRIAGE_LS_TOKEN": token,
+    env = {**{k: v for k, v in os.environ.items() if k != "TRIAGE_LS_PORT"},
+           "TRIAGE_LABELSTUDIO__URL": f"http://127.0.0.1:{port}", "TRIAGE_LS_DATA": str(data), "TRIAGE_LS_TOKEN": token,
            "TRIAGE_LS_PASSWORD": "integration-password"}
     server = LabelStudioServer(f"http://127.0.0.1:{port}", token, env, 0.0)
     server.start_seconds = server.up()

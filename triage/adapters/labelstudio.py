@@ -39,6 +39,7 @@ class LabelStudioBackend:
         self._timeout = timeout_s
         # No retries inside the SDK: the outbox owns retrying, with backoff.
         self._client = LabelStudio(base_url=self.url, api_key=api_token, timeout=timeout_s, max_retries=0)
+        self._max_annotations: dict[int, int] = {}  # per project, as last read or set
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
@@ -63,8 +64,11 @@ class LabelStudioBackend:
         except (httpx.HTTPError, ValueError):
             return False
 
-    def ensure_project(self, title: str, label_config: str, model_version: str) -> int:
-        """Find the project by title (lowest id wins) or create it; update config and model_version if changed."""
+    def ensure_project(self, title: str, label_config: str, model_version: str,
+                       options: Mapping[str, Any] | None = None) -> int:
+        """Find the project by title (lowest id wins) or create it; bring its config, model_version and `options`
+        (project fields such as maximum_annotations, expert_instruction) up to date."""
+        extra = dict(options or {})
         found: list[Any] = self._call(
             "list projects", lambda: list(self._client.projects.list(title=title, page_size=100)))
         exact = sorted((p for p in found if p.title == title), key=lambda p: p.id or 0)
@@ -73,14 +77,15 @@ class LabelStudioBackend:
                 f"create project {title!r}",
                 lambda: self._client.projects.create(
                     title=title, label_config=label_config, sampling=SAMPLING, model_version=model_version,
-                    show_collab_predictions=True,
+                    show_collab_predictions=True, **extra,
                 ),
             )
             logger.info("created Label Studio project %s (%r)", created.id, title)
+            self._max_annotations[int(created.id or 0)] = int(getattr(created, "maximum_annotations", None) or 1)
             return int(created.id or 0)
         pid = int(exact[0].id or 0)
         project = self._call(f"read project {pid}", lambda: self._client.projects.get(pid))
-        changes: dict[str, Any] = {}
+        changes: dict[str, Any] = {k: v for k, v in extra.items() if getattr(project, k, None) != v}
         if (project.label_config or "").strip() != label_config.strip():
             changes["label_config"] = label_config
         if getattr(project, "sampling", SAMPLING) != SAMPLING:
@@ -89,6 +94,7 @@ class LabelStudioBackend:
             self._call(f"update project {pid} ({', '.join(changes)})",
                        lambda: self._client.projects.update(pid, **changes))
             logger.info("updated Label Studio project %s: %s", pid, ", ".join(changes))
+        self._max_annotations[pid] = int(changes.get("maximum_annotations", project.maximum_annotations or 1))
         if model_version and project.model_version != model_version:
             try:
                 self.set_model_version(pid, model_version)
@@ -141,7 +147,34 @@ class LabelStudioBackend:
             raise ReviewBackendRejected(
                 f"Label Studio imported {len(ids)} task ids for {len(tasks)} tasks into project {project_id}"
             )
-        return {t.ticket_id: int(i) for t, i in zip(tasks, ids, strict=True)}
+        out = {t.ticket_id: int(i) for t, i in zip(tasks, ids, strict=True)}
+        self._set_overlaps(project_id, [(out[t.ticket_id], t.overlap) for t in tasks])
+        return out
+
+    def _set_overlaps(self, project_id: int, overlaps: Sequence[tuple[int, int]]) -> None:
+        """Label Studio gives every imported task the project's maximum_annotations as its overlap: set the
+        tasks that need another number of reviewers (one request each; the API has no bulk form)."""
+        if project_id not in self._max_annotations:
+            project = self._call(f"read project {project_id}", lambda: self._client.projects.get(project_id))
+            self._max_annotations[project_id] = int(project.maximum_annotations or 1)
+        default = self._max_annotations[project_id]
+        for task_id, overlap in overlaps:
+            if overlap != default:
+                self._call(f"set the overlap of task {task_id} to {overlap}",
+                           lambda t=task_id, o=overlap: self._client.tasks.update(str(t), overlap=o))  # type: ignore[misc]
+
+    def task_overlap(self, task_id: int) -> int:
+        """How many reviewers Label Studio wants for a task."""
+        task = self._call(f"read task {task_id}", lambda: self._client.tasks.get(str(task_id)))
+        return int(getattr(task, "overlap", None) or 1)
+
+    def add_predictions(self, project_id: int, predictions: Sequence[tuple[int, Prediction]]) -> None:
+        """Attach predictions of another model version to existing tasks, in one request."""
+        if not predictions:
+            return
+        body = [{"task": task_id, **_prediction_json(p)} for task_id, p in predictions]
+        self._call(f"import {len(body)} predictions into project {project_id}",
+                   lambda: self._client.projects.import_predictions(project_id, request=cast(Any, body)))
 
     def add_prediction(self, project_id: int, task_id: int, prediction: Prediction) -> None:
         """Attach a prediction of another model version to an existing task."""
@@ -206,6 +239,18 @@ class LabelStudioBackend:
             send_payload=True, send_for_all_actions=False, is_active=True,
         ))
         logger.info("webhook for project %s -> %s", project_id, url)
+
+    def find_project(self, title: str) -> int | None:
+        """Id of the project called `title` (lowest id wins), or None."""
+        found: list[Any] = self._call(
+            "list projects", lambda: list(self._client.projects.list(title=title, page_size=100)))
+        ids = sorted(int(p.id or 0) for p in found if p.title == title)
+        return ids[0] if ids else None
+
+    def webhooks(self, project_id: int) -> list[tuple[int, str]]:
+        """(id, url) of the project's webhooks."""
+        hooks = self._call("list webhooks", lambda: list(self._client.webhooks.list(project=str(project_id))))
+        return sorted((int(h.id or 0), str(h.url)) for h in hooks if h.project == project_id)
 
     def _delete_webhook(self, webhook_id: int, url: str) -> None:
         self._call(f"delete stale webhook {webhook_id} to {url}", lambda: self._client.webhooks.delete(webhook_id))

@@ -231,3 +231,23 @@ def load_version(settings: Settings, version: str) -> LoadedModel:
     pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version}", model_config={"threads": settings.serving.threads})
     metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
     return LoadedModel(pyfunc.unwrap_python_model().classifier, name, str(version), "", mv.run_id, dict(metrics))
+
+
+def comparison_pair(settings: Settings) -> tuple[LoadedModel, LoadedModel, str]:
+    """(champion, challenger, note) to compare: @challenger when it differs from @champion, else (after a
+    promotion both point at one version) the newest other registered version. ModelNotFoundError when there is
+    no other version."""
+    client = configure(settings)
+    name = settings.mlflow.model_name
+    champion = load_model(settings, CHAMPION)
+    wanted = alias_version(client, name, CHALLENGER)
+    note = f"@challenger v{wanted}"
+    if wanted is None or wanted == champion.version:
+        versions = sorted((int(v.version) for v in client.search_model_versions(f"name='{name}'")), reverse=True)
+        others = [str(v) for v in versions if str(v) != champion.version]
+        if not others:
+            raise ModelNotFoundError(f"{name} has only version {champion.version}: nothing to compare it with")
+        wanted = others[0]
+        note = (f"@challenger is the champion (v{champion.version}): comparing with the newest other version, "
+                f"v{wanted}")
+    return champion, load_version(settings, wanted), note

@@ -15,13 +15,14 @@ Labelled-file format (one ticket per CSV row or JSONL line):
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from triage.data.schema import Example
 from triage.errors import DataError
@@ -146,16 +147,27 @@ def read_labelled_file(path: str | Path, policy: Policy) -> list[Example]:
     return out
 
 
-def read_tickets_file(path: str | Path) -> list[tuple[str, str, dict[str, Any]]]:
-    """Unlabelled tickets (CSV or JSONL with `text`, optional `id`) as (id, text, metadata) for batch scoring."""
+def read_tickets_file(path: str | Path, missing_ids: Literal["number", "refuse", "namespace"] = "number",
+                      ) -> list[tuple[str, str, dict[str, Any]]]:
+    """Unlabelled tickets (CSV or JSONL with `text`, optional `id`) as (id, text, metadata) for batch scoring.
+
+    A row without an `id` is numbered from 1 ("number"), refused with the columns the file has ("refuse"), or
+    numbered under a hash of the file's bytes ("namespace": `<hash>:<n>`), so two files without ids never
+    share an id.
+    """
     p = Path(path)
     out: list[tuple[str, str, dict[str, Any]]] = []
     seen: dict[str, str] = {}
+    prefix = hashlib.sha256(p.read_bytes()).hexdigest()[:12] + ":" if missing_ids == "namespace" else ""
     for n, (pos, row) in enumerate(_rows(p), 1):
         where = f"{p}: {pos}"
         text = _text(row.get("text"), where)
         raw_id = row.get("id")
-        ticket_id = str(n) if raw_id is None or raw_id == "" else str(raw_id)
+        if (raw_id is None or raw_id == "") and missing_ids == "refuse":
+            columns = ", ".join(repr(str(k)) for k in row) or "none"
+            raise DataError(f"{where}: no ticket id; the file has the columns {columns}, and a ticket needs an "
+                            "'id' column (or ask for ids namespaced by the file's hash)")
+        ticket_id = f"{prefix}{n}" if raw_id is None or raw_id == "" else str(raw_id)
         if ticket_id in seen:
             raise DataError(f"{where}: duplicate id {ticket_id!r} (first at {seen[ticket_id]})")
         seen[ticket_id] = pos

@@ -23,6 +23,7 @@ class TaskDraft:
     ticket_id: str
     data: Mapping[str, Any]
     prediction: Prediction | None = None
+    overlap: int = 1  # how many reviewers Label Studio should collect for the task
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,10 @@ class ReviewBackend(Protocol):
         """True when the tool answers its health check."""
         ...
 
-    def ensure_project(self, title: str, label_config: str, model_version: str) -> int:
-        """Id of the project called `title`, created if missing; its config and model_version brought up to date."""
+    def ensure_project(self, title: str, label_config: str, model_version: str,
+                       options: Mapping[str, Any] | None = None) -> int:
+        """Id of the project called `title`, created if missing; its config, model_version and `options` (project
+        fields: maximum_annotations, expert_instruction, show_instruction) brought up to date."""
         ...
 
     def set_model_version(self, project_id: int, model_version: str) -> None:
@@ -68,7 +71,11 @@ class ReviewBackend(Protocol):
         ...
 
     def push_tasks(self, project_id: int, tasks: Sequence[TaskDraft]) -> dict[str, int]:
-        """Create one task per draft (with its prediction); the new task ids by ticket id."""
+        """Create one task per draft (with its prediction and overlap); the new task ids by ticket id."""
+        ...
+
+    def add_predictions(self, project_id: int, predictions: Sequence[tuple[int, Prediction]]) -> None:
+        """Attach newer models' predictions to existing tasks (task id, prediction), in bulk."""
         ...
 
     def add_prediction(self, project_id: int, task_id: int, prediction: Prediction) -> None:

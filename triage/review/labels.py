@@ -1,16 +1,16 @@
 """Reviewers' annotations as training examples, and how much reviewers agree.
 
-One example per task. Each reviewer counts once (their latest annotation); skipped and deleted annotations
-do not count. Each category is decided by majority of the reviewers; a tie goes to the most recent
-annotation, and so does severity when tied. With one reviewer this is simply their latest answer, the same
-rule `read_labelstudio_export` applies to a file export. Every reviewer's own answer stays in `meta`.
+One example per task. Each reviewer counts once (their latest annotation); skipped, deleted and rejected
+(empty or inconsistent) annotations do not count. When the reviewers agree, their answer is the label. When
+they disagree, the task waits for adjudication and is not exported; once an adjudicator answers (in the
+adjudication project), that answer is the label. With one reviewer this is simply their latest answer, the
+same rule `read_labelstudio_export` applies to a file export. Every reviewer's own answer stays in `meta`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,7 +35,7 @@ def _votes(records: Sequence[AnnotationRecord], policy: Policy) -> dict[int, lis
     """Latest valid annotation of each reviewer, per task (validated by the shared export reader)."""
     latest: dict[tuple[int, str], AnnotationRecord] = {}
     for r in records:
-        if r.deleted or r.was_cancelled or r.task_id is None:
+        if r.deleted or r.was_cancelled or r.task_id is None or r.rejected_reason is not None:
             continue
         key = (int(r.task_id), r.annotator)
         if key not in latest or (r.updated_at, r.annotation_id) > (latest[key].updated_at, latest[key].annotation_id):
@@ -67,21 +67,51 @@ def _votes(records: Sequence[AnnotationRecord], policy: Policy) -> dict[int, lis
     return out
 
 
-def _majority(values: Sequence[object]) -> object:
-    """Most common value; ties go to the latest (values are in time order)."""
-    counts = Counter(values)
-    best = max(counts.values())
-    return next(v for v in reversed(values) if counts[v] == best)
+def _answer(v: _Vote) -> tuple[frozenset[str], str | None]:
+    return frozenset(c for c, y in v.example.labels.items() if y), v.example.severity
+
+
+def _split(records: Sequence[AnnotationRecord]) -> tuple[list[AnnotationRecord], dict[int, AnnotationRecord]]:
+    """Reviewers' annotations, and the latest valid adjudication of each review task."""
+    reviews = [r for r in records if r.adjudicates_task is None]
+    settled: dict[int, AnnotationRecord] = {}
+    for r in records:
+        if r.adjudicates_task is None or r.deleted or r.was_cancelled or r.rejected_reason is not None:
+            continue
+        old = settled.get(r.adjudicates_task)
+        if old is None or (r.updated_at, r.annotation_id) > (old.updated_at, old.annotation_id):
+            settled[r.adjudicates_task] = r
+    return reviews, settled
+
+
+def disagreements(records: Sequence[AnnotationRecord], policy: Policy) -> dict[int, list[AnnotationRecord]]:
+    """Review tasks whose reviewers gave different answers (categories or severity): their annotations."""
+    reviews, _ = _split(records)
+    return {t: [v.record for v in votes] for t, votes in _votes(reviews, policy).items()
+            if len({_answer(v) for v in votes}) > 1}
 
 
 def labelled_examples(records: Sequence[AnnotationRecord], policy: Policy) -> list[Example]:
-    """One Example per reviewed task (rule in the module docstring), with reviewers and versions in meta."""
+    """One Example per reviewed task (rule in the module docstring), with reviewers and versions in meta.
+
+    A task whose reviewers disagree is left out until adjudicated; then the adjudicator's answer is its label.
+    """
+    reviews, settled = _split(records)
+    judged = _votes(list(settled.values()), policy)
     out = []
-    for task_id, votes in sorted(_votes(records, policy).items()):
-        labels = {c: int(_majority([v.example.labels.get(c, 0) for v in votes]))  # type: ignore[call-overload]
-                  for c in policy.category_names}
-        sevs = [v.example.severity for v in votes if v.example.severity is not None]
-        severity = str(_majority(sevs)) if sevs else None
+    for task_id, votes in sorted(_votes(reviews, policy).items()):
+        adjudicated = ""
+        if len({_answer(v) for v in votes}) > 1:
+            settled_by = settled.get(task_id)
+            final = judged[settled_by.task_id][-1] if settled_by and settled_by.task_id in judged else None
+            if final is None:
+                continue  # reviewers disagree and nobody has adjudicated yet: not a label
+            labels = dict(final.example.labels)
+            severity = final.example.severity
+            adjudicated = final.record.annotator
+        else:
+            labels = {c: int(votes[-1].example.labels.get(c, 0)) for c in policy.category_names}
+            severity = votes[-1].example.severity
         agree = sum(dict(v.example.labels) == labels for v in votes) / len(votes)
         last = votes[-1].record
         out.append(Example(
@@ -98,6 +128,8 @@ def labelled_examples(records: Sequence[AnnotationRecord], policy: Policy) -> li
                 "model_version": last.model_version or "",
                 "policy_version": last.policy_version or "",
                 "reviewer_agreement": f"{agree:.3f}",
+                "adjudicated_by": adjudicated,
+                "escalated": str(any(v.record.escalate for v in votes)).lower(),
                 "by_annotator": json.dumps({
                     v.record.annotator: {"categories": sorted(c for c, y in v.example.labels.items() if y),
                                          "severity": v.example.severity,
@@ -113,6 +145,6 @@ def reviewer_agreement(records: Sequence[AnnotationRecord], policy: Policy) -> A
     """Agreement over tasks with at least two reviewers (their latest valid annotations)."""
     by_task = {
         t: [(frozenset(c for c, y in v.example.labels.items() if y), v.example.severity) for v in votes]
-        for t, votes in _votes(records, policy).items()
+        for t, votes in _votes(_split(records)[0], policy).items()
     }
     return agreement(by_task, policy.category_names)

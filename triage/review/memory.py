@@ -18,6 +18,7 @@ class _Project:
     title: str
     label_config: str
     model_version: str
+    options: dict[str, Any] = field(default_factory=dict)
     tasks: dict[int, dict[str, Any]] = field(default_factory=dict)
     webhooks: dict[str, dict[str, str]] = field(default_factory=dict)
     ml_backends: dict[str, int] = field(default_factory=dict)
@@ -49,17 +50,19 @@ class InMemoryReviewBackend:
         """True unless `down`."""
         return not self.down
 
-    def ensure_project(self, title: str, label_config: str, model_version: str) -> int:
-        """Find by title or create; update config and model version."""
+    def ensure_project(self, title: str, label_config: str, model_version: str,
+                       options: Mapping[str, Any] | None = None) -> int:
+        """Find by title or create; update config, model version and options."""
         self._check("ensure_project")
         for p in self.projects.values():
             if p.title == title:
                 p.label_config = label_config
+                p.options.update(options or {})
                 if model_version:
                     p.model_version = model_version
                 return p.id
         pid = next(self._ids)
-        self.projects[pid] = _Project(pid, title, label_config, model_version)
+        self.projects[pid] = _Project(pid, title, label_config, model_version, dict(options or {}))
         return pid
 
     def set_model_version(self, project_id: int, model_version: str) -> None:
@@ -82,7 +85,8 @@ class InMemoryReviewBackend:
         for t in tasks:
             tid = next(self._ids)
             self.projects[project_id].tasks[tid] = {
-                "id": tid, "data": dict(t.data), "predictions": [] if t.prediction is None else [t.prediction]}
+                "id": tid, "data": dict(t.data), "predictions": [] if t.prediction is None else [t.prediction],
+                "overlap": t.overlap}
             out[t.ticket_id] = tid
         if self.lose_responses > 0:
             self.lose_responses -= 1
@@ -93,6 +97,12 @@ class InMemoryReviewBackend:
         """Attach a prediction."""
         self._check("add_prediction")
         self.projects[project_id].tasks[task_id]["predictions"].append(prediction)
+
+    def add_predictions(self, project_id: int, predictions: Sequence[tuple[int, Prediction]]) -> None:
+        """Attach predictions, all in one call."""
+        self._check("add_predictions")
+        for task_id, prediction in predictions:
+            self.projects[project_id].tasks[task_id]["predictions"].append(prediction)
 
     def list_annotations(self, project_id: int) -> AnnotationSnapshot:
         """Every annotation of the project."""

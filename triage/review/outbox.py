@@ -51,10 +51,31 @@ CREATE TABLE IF NOT EXISTS annotations (
 );
 CREATE INDEX IF NOT EXISTS annotations_task ON annotations (task_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS conflicts (
+    ticket_id     TEXT NOT NULL,
+    text_sha      TEXT NOT NULL,
+    model_version TEXT NOT NULL DEFAULT '',
+    first_seen    REAL NOT NULL,
+    last_seen     REAL NOT NULL,
+    times         INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (ticket_id, text_sha)
+);
+CREATE TABLE IF NOT EXISTS adjudication (
+    task_id            INTEGER PRIMARY KEY,
+    ticket_id          TEXT,
+    payload            TEXT NOT NULL,
+    state              TEXT NOT NULL CHECK (state IN ('waiting', 'sent')),
+    claimed_until      REAL,
+    adjudication_task  INTEGER,
+    created_at         REAL NOT NULL
+);
 """
 
 # Columns added after the first release: (table, column, SQL type); existing files get them on open.
-_ADDED_COLUMNS = (("queue", "usefulness", "REAL"),)
+_ADDED_COLUMNS = (("queue", "usefulness", "REAL"), ("queue", "text_sha", "TEXT"),
+                  ("queue", "prediction_claimed_until", "REAL"), ("queue", "reviewers", "INTEGER"),
+                  ("annotations", "rejected_reason", "TEXT"), ("annotations", "escalate", "INTEGER"),
+                  ("annotations", "adjudicates_task", "INTEGER"), ("queue", "auto_routed_by", "TEXT"))
 # Indexes on added columns, created once the columns exist.
 _ADDED_INDEXES = "CREATE INDEX IF NOT EXISTS queue_useful ON queue (state, usefulness DESC, enqueued_at);"
 
@@ -71,6 +92,16 @@ class QueueItem:
     attempts: int = 0
     task_id: int | None = None
     usefulness: float | None = None  # the selection strategy's score: higher is delivered first
+    text_sha: str | None = None  # the ticket's identity is its id plus this hash of its text
+    reviewers: int = 1  # how many reviewers the task needs (Label Studio's overlap)
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    """What one enqueue did: tickets new to the queue, and ids refused because they came with another text."""
+
+    new: int = 0
+    conflicts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +124,9 @@ class AnnotationRecord:
     was_cancelled: bool = False
     deleted: bool = False
     via: str = ""
+    rejected_reason: str | None = None  # why the annotation is not a usable label (empty, inconsistent)
+    escalate: bool = False  # the reviewer flagged the ticket for urgent handling
+    adjudicates_task: int | None = None  # set on an adjudicator's answer: the review task it settles
 
 
 class Outbox:
@@ -152,37 +186,108 @@ class Outbox:
 
     # ------------------------------------------------------------------------------------------ queue
 
-    def enqueue(self, items: Sequence[QueueItem]) -> int:
-        """Queue items in one transaction; a known ticket is never queued twice. Returns how many are new.
+    def enqueue(self, items: Sequence[QueueItem]) -> EnqueueResult:
+        """Queue items in one transaction; a known ticket is never queued twice.
 
+        A ticket is its id plus the hash of its text: an id already queued with another text is a conflict,
+        recorded (see `conflicts`) and left out, so one ticket's task never gets another text's prediction.
         A ticket still waiting gets the newer scores; one already sent is re-sent only as a prediction,
         and only when the model version changed.
         """
         if not items:
-            return 0
+            return EnqueueResult()
         now = time.time()
         ids = [i.ticket_id for i in items]
         with self._tx() as db:
-            known = {
-                r[0] for chunk in _chunks(ids, 500)
-                for r in db.execute(f"SELECT ticket_id FROM queue WHERE ticket_id IN ({_marks(chunk)})", chunk)
+            known: dict[str, str | None] = {
+                r[0]: r[1] for chunk in _chunks(ids, 500)
+                for r in db.execute(f"SELECT ticket_id, text_sha FROM queue WHERE ticket_id IN ({_marks(chunk)})",
+                                    chunk)
             }
+            before = set(known)
+            accepted: list[QueueItem] = []
+            clashing: list[QueueItem] = []
+            for i in items:
+                have = known.get(i.ticket_id, i.text_sha)
+                if i.ticket_id in known and have is None:
+                    have = i.text_sha  # queued before texts were hashed: the first hash seen is the identity
+                if have is not None and i.text_sha is not None and have != i.text_sha:
+                    clashing.append(i)
+                    continue
+                known[i.ticket_id] = i.text_sha if have is None else have
+                accepted.append(i)
             db.executemany(
                 """
-                INSERT INTO queue (ticket_id, payload, model_version, priority, score, usefulness, state,
-                                   enqueued_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, 'waiting', ?, ?)
+                INSERT INTO queue (ticket_id, payload, model_version, priority, score, usefulness, text_sha,
+                                   reviewers, state, enqueued_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'waiting', ?, ?)
                 ON CONFLICT (ticket_id) DO UPDATE SET
                     payload = excluded.payload, priority = excluded.priority, score = excluded.score,
                     usefulness = excluded.usefulness, updated_at = excluded.updated_at,
+                    text_sha = COALESCE(queue.text_sha, excluded.text_sha),
+                    reviewers = CASE WHEN queue.state = 'waiting' THEN excluded.reviewers ELSE queue.reviewers END,
                     prediction_dirty = CASE WHEN queue.state = 'sent' THEN 1 ELSE 0 END,
                     model_version = excluded.model_version
                 WHERE queue.state = 'waiting' OR queue.model_version != excluded.model_version
                 """,
-                [(i.ticket_id, i.payload, i.model_version, i.priority, i.score, i.usefulness, now, now)
-                 for i in items],
+                [(i.ticket_id, i.payload, i.model_version, i.priority, i.score, i.usefulness, i.text_sha,
+                  i.reviewers, now, now) for i in accepted],
             )
-        return len(set(ids) - known)
+            db.executemany(
+                """INSERT INTO conflicts (ticket_id, text_sha, model_version, first_seen, last_seen)
+                   VALUES (?, ?, ?, ?, ?) ON CONFLICT (ticket_id, text_sha) DO UPDATE SET
+                   last_seen = excluded.last_seen, times = conflicts.times + 1""",
+                [(i.ticket_id, i.text_sha, i.model_version, now, now) for i in clashing],
+            )
+        new = len({i.ticket_id for i in accepted} - before)
+        return EnqueueResult(new=new, conflicts=tuple(dict.fromkeys(i.ticket_id for i in clashing)))
+
+    def withdraw(self, items: Sequence[QueueItem]) -> tuple[list[str], list[str]]:
+        """Tickets a newer model routes automatically: (removed, marked). One still waiting leaves the queue
+        (it never reached Label Studio); one already sent gets the new model's prediction (`payload`, scored to
+        be served last) as a prediction update, and is marked `auto_routed_by` the new version. Only items
+        re-scored by another model version, with the same text, are touched."""
+        removed: list[str] = []
+        marked: list[str] = []
+        ids = [i.ticket_id for i in items]
+        # Read first (no write lock): most auto-routed tickets were never queued.
+        queued = {r[0] for chunk in _chunks(ids, 500) for r in self._conn().execute(
+            f"SELECT ticket_id FROM queue WHERE ticket_id IN ({_marks(chunk)})", chunk)}
+        if not queued:
+            return removed, marked
+        now = time.time()
+        with self._tx() as db:
+            for i in (i for i in items if i.ticket_id in queued):
+                row = db.execute("SELECT state, model_version, text_sha FROM queue WHERE ticket_id = ?",
+                                 (i.ticket_id,)).fetchone()
+                if row is None or row[1] == i.model_version or (row[2] and i.text_sha and row[2] != i.text_sha):
+                    continue
+                if row[0] == "waiting":
+                    db.execute("DELETE FROM queue WHERE ticket_id = ? AND state = 'waiting'", (i.ticket_id,))
+                    removed.append(i.ticket_id)
+                elif row[0] == "sent":
+                    db.execute("""UPDATE queue SET payload = ?, model_version = ?, prediction_dirty = 1,
+                                  auto_routed_by = ?, updated_at = ? WHERE ticket_id = ?""",
+                               (i.payload, i.model_version, i.model_version, now, i.ticket_id))
+                    marked.append(i.ticket_id)
+        return removed, marked
+
+    def states(self, ticket_ids: Sequence[str]) -> dict[str, int]:
+        """How many of these tickets are waiting, sent or rejected (whoever delivered them)."""
+        out: dict[str, int] = {}
+        for chunk in _chunks(list(dict.fromkeys(ticket_ids)), 500):
+            for state, n in self._conn().execute(
+                    f"SELECT state, COUNT(*) FROM queue WHERE ticket_id IN ({_marks(chunk)}) GROUP BY state", chunk):
+                out[state] = out.get(state, 0) + int(n)
+        return out
+
+    def conflicts(self) -> list[dict[str, object]]:
+        """Ids that arrived with a text other than the one queued under them (never merged), newest first."""
+        rows = self._conn().execute(
+            """SELECT c.ticket_id, c.text_sha, q.text_sha, c.model_version, c.first_seen, c.last_seen, c.times
+               FROM conflicts c LEFT JOIN queue q ON q.ticket_id = c.ticket_id ORDER BY c.last_seen DESC""").fetchall()
+        return [{"ticket_id": r[0], "text_sha": r[1], "queued_text_sha": r[2], "model_version": r[3],
+                 "first_seen": r[4], "last_seen": r[5], "times": r[6]} for r in rows]
 
     def claim(self, limit: int, lease_s: float) -> list[QueueItem]:
         """Take up to `limit` waiting items for delivery, leased so no other worker sends them.
@@ -194,7 +299,8 @@ class Outbox:
         now = time.time()
         with self._tx() as db:
             rows = db.execute(
-                """SELECT ticket_id, payload, model_version, priority, score, attempts, usefulness FROM queue
+                """SELECT ticket_id, payload, model_version, priority, score, attempts, usefulness, text_sha,
+                   COALESCE(reviewers, 1) FROM queue
                    WHERE state = 'waiting' AND (claimed_until IS NULL OR claimed_until < ?)
                    ORDER BY usefulness DESC, enqueued_at, rowid LIMIT ?""",
                 (now, limit),
@@ -203,7 +309,8 @@ class Outbox:
                 "UPDATE queue SET attempts = attempts + 1, claimed_until = ? WHERE ticket_id = ?",
                 [(now + lease_s, r[0]) for r in rows],
             )
-        return [QueueItem(r[0], r[1], r[2], r[3], r[4], r[5] + 1, usefulness=r[6]) for r in rows]
+        return [QueueItem(r[0], r[1], r[2], r[3], r[4], r[5] + 1, usefulness=r[6], text_sha=r[7], reviewers=r[8])
+                for r in rows]
 
     def mark_sent(self, task_ids: Mapping[str, int]) -> None:
         """Record delivered items with their task ids."""
@@ -238,11 +345,32 @@ class Outbox:
         ).fetchall()
         return [QueueItem(*r) for r in rows]
 
+    def claim_prediction_updates(self, limit: int, lease_s: float) -> list[QueueItem]:
+        """Take up to `limit` pending prediction updates, leased like deliveries: one writer per task, so two
+        processes sharing this outbox (the server and `triage review push`) never attach the same prediction."""
+        now = time.time()
+        with self._tx() as db:
+            rows = db.execute(
+                """SELECT ticket_id, payload, model_version, priority, score, attempts, task_id, usefulness FROM queue
+                   WHERE state = 'sent' AND prediction_dirty = 1
+                   AND (prediction_claimed_until IS NULL OR prediction_claimed_until < ?) LIMIT ?""",
+                (now, limit),
+            ).fetchall()
+            db.executemany("UPDATE queue SET prediction_claimed_until = ? WHERE ticket_id = ?",
+                           [(now + lease_s, r[0]) for r in rows])
+        return [QueueItem(*r) for r in rows]
+
     def clear_prediction_update(self, ticket_id: str, payload: str) -> None:
         """Mark a re-sent prediction delivered (unless the ticket was re-scored again meanwhile)."""
         with self._tx() as db:
-            db.execute("UPDATE queue SET prediction_dirty = 0 WHERE ticket_id = ? AND payload = ?",
-                       (ticket_id, payload))
+            db.execute("UPDATE queue SET prediction_dirty = 0, prediction_claimed_until = NULL "
+                       "WHERE ticket_id = ? AND payload = ?", (ticket_id, payload))
+
+    def release_prediction_updates(self, ticket_ids: Sequence[str]) -> None:
+        """Give claimed prediction updates back after a failed send."""
+        with self._tx() as db:
+            db.executemany("UPDATE queue SET prediction_claimed_until = NULL WHERE ticket_id = ?",
+                           [(t,) for t in ticket_ids])
 
     def queued(self, ticket_id: str) -> QueueItem | None:
         """The queue row of a ticket, if any."""
@@ -274,11 +402,12 @@ class Outbox:
             db.execute(
                 """INSERT OR REPLACE INTO annotations (annotation_id, task_id, ticket_id, text, annotator,
                    categories, severity, rationale, result, was_cancelled, created_at, updated_at, model_version,
-                   policy_version, deleted, via, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,?,?)""",
+                   policy_version, deleted, via, recorded_at, rejected_reason, escalate, adjudicates_task)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,?,?,?,?,?)""",
                 (rec.annotation_id, rec.task_id, rec.ticket_id, rec.text, rec.annotator,
                  json.dumps(list(rec.categories)), rec.severity, rec.rationale, rec.result,
                  int(rec.was_cancelled), rec.created_at, rec.updated_at, rec.model_version, rec.policy_version,
-                 rec.via, now),
+                 rec.via, now, rec.rejected_reason, int(rec.escalate), rec.adjudicates_task),
             )
         return "created" if old is None else "updated"
 
@@ -304,18 +433,59 @@ class Outbox:
                 f"SELECT annotation_id FROM annotations WHERE deleted = 0 AND task_id IN ({_marks(chunk)})", chunk))
         return out
 
-    def annotations(self, include_deleted: bool = False) -> list[AnnotationRecord]:
-        """Stored annotations, oldest first."""
-        where = "" if include_deleted else "WHERE deleted = 0"
+    def annotations(self, include_deleted: bool = False, task_id: int | None = None) -> list[AnnotationRecord]:
+        """Stored annotations (of one task, when given), oldest first."""
+        clauses = ([] if include_deleted else ["deleted = 0"]) + ([] if task_id is None else ["task_id = ?"])
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         rows = self._conn().execute(
             f"""SELECT annotation_id, task_id, ticket_id, text, annotator, categories, severity, rationale, result,
-                created_at, updated_at, model_version, policy_version, was_cancelled, deleted, via
-                FROM annotations {where} ORDER BY updated_at, annotation_id""").fetchall()
+                created_at, updated_at, model_version, policy_version, was_cancelled, deleted, via,
+                rejected_reason, escalate, adjudicates_task
+                FROM annotations {where} ORDER BY updated_at, annotation_id""",
+            () if task_id is None else (task_id,)).fetchall()
         return [
             AnnotationRecord(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[6], r[7], r[8], r[9], r[10],
-                             r[11], r[12], bool(r[13]), bool(r[14]), r[15])
+                             r[11], r[12], bool(r[13]), bool(r[14]), r[15], r[16], bool(r[17]), r[18])
             for r in rows
         ]
+
+    # ------------------------------------------------------------------------------------------ adjudication
+
+    def open_adjudication(self, task_id: int, ticket_id: str | None, payload: str) -> bool:
+        """Queue a task whose reviewers disagree for adjudication (once; the answers shown are updated until it
+        is sent); True when newly queued."""
+        with self._tx() as db:
+            known = db.execute("SELECT 1 FROM adjudication WHERE task_id = ?", (task_id,)).fetchone()
+            db.execute("""INSERT INTO adjudication (task_id, ticket_id, payload, state, created_at)
+                          VALUES (?, ?, ?, 'waiting', ?) ON CONFLICT (task_id) DO UPDATE SET payload = excluded.payload
+                          WHERE adjudication.state = 'waiting'""", (task_id, ticket_id, payload, time.time()))
+            return known is None
+
+    def claim_adjudications(self, limit: int, lease_s: float) -> list[tuple[int, str]]:
+        """(review task id, payload) of adjudications still to send, leased to this worker."""
+        now = time.time()
+        with self._tx() as db:
+            rows = db.execute("""SELECT task_id, payload FROM adjudication WHERE state = 'waiting'
+                                 AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY created_at LIMIT ?""",
+                              (now, limit)).fetchall()
+            db.executemany("UPDATE adjudication SET claimed_until = ? WHERE task_id = ?",
+                           [(now + lease_s, r[0]) for r in rows])
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    def mark_adjudication_sent(self, sent: Mapping[int, int]) -> None:
+        """Record adjudication tasks created (review task id -> adjudication task id)."""
+        with self._tx() as db:
+            db.executemany("UPDATE adjudication SET state = 'sent', adjudication_task = ?, claimed_until = NULL "
+                           "WHERE task_id = ?", [(a, t) for t, a in sent.items()])
+
+    def release_adjudications(self, task_ids: Sequence[int]) -> None:
+        """Give claimed adjudications back after a failed send."""
+        with self._tx() as db:
+            db.executemany("UPDATE adjudication SET claimed_until = NULL WHERE task_id = ?", [(t,) for t in task_ids])
+
+    def adjudications(self) -> dict[int, str]:
+        """State ('waiting' or 'sent') of every task sent to adjudication, by review task id."""
+        return {int(r[0]): str(r[1]) for r in self._conn().execute("SELECT task_id, state FROM adjudication")}
 
     # ------------------------------------------------------------------------------------------ status
 
@@ -325,6 +495,14 @@ class Outbox:
         q = dict(db.execute("SELECT state, COUNT(*) FROM queue GROUP BY state").fetchall())
         retried = db.execute("SELECT COUNT(*) FROM queue WHERE state = 'waiting' AND attempts > 0").fetchone()[0]
         dirty = db.execute("SELECT COUNT(*) FROM queue WHERE prediction_dirty = 1").fetchone()[0]
+        rejected_labels, escalated = db.execute(
+            "SELECT COUNT(rejected_reason), "
+            "COUNT(DISTINCT CASE WHEN escalate = 1 THEN COALESCE(ticket_id, task_id) END) "
+            "FROM annotations WHERE deleted = 0 AND was_cancelled = 0").fetchone()
+        adjudication = dict(db.execute("SELECT state, COUNT(*) FROM adjudication GROUP BY state").fetchall())
+        conflicts = db.execute("SELECT COUNT(DISTINCT ticket_id) FROM conflicts").fetchone()[0]
+        auto_routed = db.execute("SELECT COUNT(*) FROM queue WHERE auto_routed_by IS NOT NULL "
+                                 "AND state = 'sent'").fetchone()[0]
         live, deleted, tasks, annotators = db.execute(
             """SELECT SUM(deleted = 0 AND was_cancelled = 0), SUM(deleted = 1),
                       COUNT(DISTINCT CASE WHEN deleted = 0 AND was_cancelled = 0 THEN task_id END),
@@ -340,6 +518,12 @@ class Outbox:
             "annotations_deleted": int(deleted or 0),
             "labelled_tasks": int(tasks or 0),
             "annotators": int(annotators or 0),
+            "annotations_rejected": int(rejected_labels),
+            "adjudication_waiting": int(adjudication.get("waiting", 0)),
+            "adjudication_sent": int(adjudication.get("sent", 0)),
+            "id_conflicts": int(conflicts),
+            "sent_now_auto_routed": int(auto_routed),
+            "escalated_tickets": int(escalated or 0),
         }
 
     def last_error(self) -> str | None:

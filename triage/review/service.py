@@ -17,11 +17,19 @@ from triage.audit import AuditItem, annotator_disagreements, audit_queue, suspec
 from triage.data.schema import Example, label_matrix
 from triage.errors import ReviewBackendRejected, ReviewBackendUnavailable, ReviewError, WebhookPayloadError
 from triage.review.agreement import Agreement
-from triage.review.annotations import draft_from_json, draft_to_json, parse_result, task_draft
-from triage.review.backend import RemoteAnnotation, ReviewBackend
-from triage.review.labeling_config import labeling_config
-from triage.review.labels import labelled_examples, reviewer_agreement
-from triage.review.outbox import AnnotationRecord, Outbox, QueueItem
+from triage.review.annotations import (
+    annotation_problem,
+    draft_from_json,
+    draft_to_json,
+    escalated,
+    parse_result,
+    task_draft,
+    text_sha,
+)
+from triage.review.backend import Prediction, RemoteAnnotation, ReviewBackend, TaskDraft
+from triage.review.labeling_config import ANSWERS, instructions, labeling_config
+from triage.review.labels import disagreements, labelled_examples, reviewer_agreement
+from triage.review.outbox import AnnotationRecord, EnqueueResult, Outbox, QueueItem
 from triage.taxonomy import Policy
 from triage.tickets import ScoredTicket
 
@@ -43,6 +51,7 @@ class SyncReport:
     already_there: int = 0
     rejected: int = 0
     predictions_updated: int = 0
+    sent_to_adjudication: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,17 @@ def usefulness_scores(strategy: selection.Strategy, proba_categories: np.ndarray
     return out
 
 
+def queue_score(usefulness: float) -> float:
+    """The prediction score Label Studio sorts on (it serves the LOWEST first): decreasing in the strategy's
+    usefulness, in (0, 1), so what the strategy ranks first is what a reviewer gets first."""
+    return float(1.0 / (1.0 + np.exp(np.clip(usefulness, -50.0, 50.0))))
+
+
+def _draft(item: QueueItem) -> TaskDraft:
+    """A queued item as the task to create, with the reviewers it needs as its overlap."""
+    return replace(draft_from_json(item.payload), overlap=item.reviewers)
+
+
 def _project_id(value: Any) -> int | None:
     if isinstance(value, Mapping):
         value = value.get("id")
@@ -111,6 +131,8 @@ class ReviewService:
         self.webhook_url = webhook_url if webhook_url is not None else settings.webhook_url
         self.ml_backend_url = ml_backend_url if ml_backend_url is not None else settings.ml_backend_url
         self.label_config = labeling_config(policy)
+        self.adjudication_config = labeling_config(policy, adjudication=True)
+        self._adjudication_pid: int | None = None
         self.strategy_name = settings.strategy
         self.strategy = review_strategy(settings.strategy)
         self._rng = np.random.default_rng()
@@ -126,30 +148,61 @@ class ReviewService:
 
     # ------------------------------------------------------------------------------------------ in
 
-    def enqueue(self, items: Sequence[ScoredTicket], model_name: str, model_version: str) -> int:
-        """Persist the tickets routed to review (one SQLite transaction, no network); returns how many are new.
+    def enqueue(self, items: Sequence[ScoredTicket], model_name: str, model_version: str) -> EnqueueResult:
+        """Persist the tickets routed to review (one SQLite transaction, no network): how many are new, and the
+        ids refused because they arrived with another text than the one queued under them (never merged).
 
-        Each gets the selection strategy's usefulness score, stored for delivery order (most useful first) and
-        sent as task data (`usefulness`) so reviewers can sort by it; the prediction score stays the confidence.
+        Each gets the selection strategy's usefulness, stored for delivery order (most useful first), sent as
+        task data (`usefulness`) and written into the prediction score Label Studio serves by (`queue_score`),
+        so reviewers get first what the strategy ranks first; the model's confidence stays in the task data.
         """
+        if self.policy.review.withdraw_auto_routed:
+            self._withdraw([it for it in items if it.decision.route == "auto"], model_name, model_version)
         review = [it for it in items if it.decision.route == "review"]
         if not review:
-            return 0
+            return EnqueueResult()
         cats, sev = selection.scores_to_matrices([it.scores for it in review], self.policy)
         useful = usefulness_scores(self.strategy, cats, sev, self._rng)
         queued = []
         for it, u in zip(review, useful, strict=True):
             draft = task_draft(it, self.policy, model_name, model_version)
             usefulness = round(float(u), 6)
-            draft = replace(draft, data={**draft.data, "usefulness": usefulness,
-                                         "selection_strategy": self.strategy_name})
+            prediction = None if draft.prediction is None else replace(draft.prediction, score=queue_score(u))
+            draft = replace(draft, prediction=prediction, data={**draft.data, "usefulness": usefulness,
+                                                                "selection_strategy": self.strategy_name})
             queued.append(QueueItem(ticket_id=it.ticket.id, payload=draft_to_json(draft), model_version=model_version,
                                     priority=float(it.decision.priority), score=float(it.decision.confidence),
-                                    usefulness=usefulness))
-        new = self.outbox.enqueue(queued)
+                                    usefulness=usefulness, text_sha=text_sha(it.ticket.text),
+                                    reviewers=int(draft.data["reviewers"])))
+        result = self.outbox.enqueue(queued)
+        if result.conflicts:
+            shown = ", ".join(result.conflicts[:10]) + (" ..." if len(result.conflicts) > 10 else "")
+            logger.warning("%d ticket id(s) arrived with another text than the one queued under them, left out "
+                           "(a ticket is its id plus its text): %s", len(result.conflicts), shown)
         self._model_version = model_version
         self._wake.set()
-        return new
+        return result
+
+    def _withdraw(self, auto: Sequence[ScoredTicket], model_name: str, model_version: str) -> None:
+        """After a model change, tickets the new model routes automatically leave the review queue when still
+        waiting; sent ones get its prediction scored 1.0, so Label Studio serves them last (policy switch
+        review.withdraw_auto_routed)."""
+        if not auto:
+            return
+        items = []
+        for it in auto:
+            draft = task_draft(it, self.policy, model_name, model_version)
+            prediction = None if draft.prediction is None else replace(draft.prediction, score=1.0)
+            draft = replace(draft, prediction=prediction, data={**draft.data, "auto_routed_by": model_version})
+            items.append(QueueItem(ticket_id=it.ticket.id, payload=draft_to_json(draft), model_version=model_version,
+                                   priority=float(it.decision.priority), score=float(it.decision.confidence),
+                                   text_sha=text_sha(it.ticket.text)))
+        removed, marked = self.outbox.withdraw(items)
+        if removed or marked:
+            logger.info("model %s routes %d queued ticket(s) automatically: %d left the review queue, %d already "
+                        "in Label Studio are served last", model_version, len(removed) + len(marked), len(removed),
+                        len(marked))
+            self._wake.set()
 
     # ------------------------------------------------------------------------------------------ out
 
@@ -164,7 +217,8 @@ class ReviewService:
         version = self._desired_model_version()
         if self._ensured and self._ensured[1] == version:
             return self._ensured[0]
-        pid = self.backend.ensure_project(self.settings.project_title, self.label_config, version)
+        pid = self.backend.ensure_project(self.settings.project_title, self.label_config, version,
+                                          self._project_options())
         if self.webhook_url:
             self.backend.ensure_webhook(
                 pid, self.webhook_url, {self.settings.webhook_header: self.settings.webhook_secret.get_secret_value()}
@@ -176,6 +230,34 @@ class ReviewService:
         self._ensured = (pid, version)
         return pid
 
+    def _project_options(self) -> dict[str, Any]:
+        """Project fields from the policy: reviewers per task (the usual number; the adapter gives the few tasks
+        that need more their own overlap, one request each) and the definitions and rubric as instructions."""
+        rules = self.policy.review
+        return {"maximum_annotations": rules.reviewers,
+                "overlap_cohort_percentage": 100, "expert_instruction": instructions(self.policy),
+                "show_instruction": True}
+
+    @property
+    def adjudication_title(self) -> str:
+        """Title of the Label Studio project where disagreements are settled."""
+        return f"{self.settings.project_title} - adjudication"
+
+    def ensure_adjudication_project(self) -> int:
+        """The adjudication project (one adjudicator per task, the reviewers' answers on screen), with the webhook."""
+        if self._adjudication_pid is not None:
+            return self._adjudication_pid
+        pid = self.backend.ensure_project(self.adjudication_title, self.adjudication_config, "",
+                                          {"maximum_annotations": 1, "expert_instruction": instructions(self.policy),
+                                           "show_instruction": True})
+        if self.webhook_url:
+            self.backend.ensure_webhook(
+                pid, self.webhook_url, {self.settings.webhook_header: self.settings.webhook_secret.get_secret_value()}
+            )
+        self.outbox.set_meta("adjudication_project_id", str(pid))
+        self._adjudication_pid = pid
+        return pid
+
     def sync_now(self) -> SyncReport:
         """Deliver every waiting item (batches, oldest first); each ticket becomes exactly one task."""
         with self._sync_lock:
@@ -183,6 +265,7 @@ class ReviewService:
                 report = self._deliver()
             except ReviewError as err:
                 self._ensured = None
+                self._adjudication_pid = None
                 self._last_error = str(err)
                 raise
             self._last_ok = time.time()
@@ -191,7 +274,7 @@ class ReviewService:
 
     def _deliver(self) -> SyncReport:
         counts = self.outbox.counts()
-        if counts["waiting"] == 0 and counts["prediction_updates"] == 0:
+        if counts["waiting"] == 0 and counts["prediction_updates"] == 0 and counts["adjudication_waiting"] == 0:
             return SyncReport()
         pid = self.ensure_project()
         delivered = already = rejected = 0
@@ -207,7 +290,7 @@ class ReviewService:
                     already += len(found)
             todo = [i for i in items if i.ticket_id not in found]
             try:
-                sent = self.backend.push_tasks(pid, [draft_from_json(i.payload) for i in todo])
+                sent = self.backend.push_tasks(pid, [_draft(i) for i in todo])
             except ReviewBackendRejected as err:
                 self.outbox.release([i.ticket_id for i in todo], str(err))
                 sent, bad = self._push_one_by_one(pid, todo)
@@ -218,15 +301,16 @@ class ReviewService:
             self.outbox.mark_sent(sent)
             delivered += len(sent)
         updated = self._update_predictions(pid)
+        adjudicate = self._send_adjudications()
         version = self._desired_model_version()
         if version and (delivered or already or updated) and self._version_set != (pid, version):
             # Uncertainty sampling only looks at predictions of the project's model_version.
             self.backend.set_model_version(pid, version)
             self._version_set = (pid, version)
-        if delivered or already or updated:
-            logger.info("review sync: %d delivered, %d already in Label Studio, %d rejected, %d predictions updated",
-                        delivered, already, rejected, updated)
-        return SyncReport(delivered, already, rejected, updated)
+        if delivered or already or updated or adjudicate:
+            logger.info("review sync: %d delivered, %d already in Label Studio, %d rejected, %d predictions updated, "
+                        "%d sent to adjudication", delivered, already, rejected, updated, adjudicate)
+        return SyncReport(delivered, already, rejected, updated, adjudicate)
 
     def _push_one_by_one(self, pid: int, items: Sequence[QueueItem]) -> tuple[dict[str, int], int]:
         """After a refused batch: send items singly so one bad task cannot hold back the others."""
@@ -234,7 +318,7 @@ class ReviewService:
         bad = 0
         for it in items:
             try:
-                sent.update(self.backend.push_tasks(pid, [draft_from_json(it.payload)]))
+                sent.update(self.backend.push_tasks(pid, [_draft(it)]))
             except ReviewBackendRejected as err:
                 logger.error("Label Studio refused the task of ticket %s: %s", it.ticket_id, err)
                 self.outbox.reject(it.ticket_id, str(err))
@@ -242,34 +326,87 @@ class ReviewService:
         return sent, bad
 
     def _update_predictions(self, pid: int) -> int:
+        """Attach re-scored tickets' new predictions: claimed like deliveries (one writer per task), sent in bulk."""
         n = 0
-        for it in self.outbox.prediction_updates(self.settings.batch_size):
-            draft = draft_from_json(it.payload)
-            if draft.prediction is not None and it.task_id is not None:
-                self.backend.add_prediction(pid, it.task_id, draft.prediction)
-            self.outbox.clear_prediction_update(it.ticket_id, it.payload)
-            n += 1
+        lease = 3 * self.settings.request_timeout_s
+        while items := self.outbox.claim_prediction_updates(self.settings.batch_size, lease):
+            pairs: list[tuple[QueueItem, Prediction]] = []
+            for it in items:
+                draft = draft_from_json(it.payload)
+                if draft.prediction is not None and it.task_id is not None:
+                    pairs.append((it, draft.prediction))
+            try:
+                self.backend.add_predictions(pid, [(int(it.task_id or 0), p) for it, p in pairs])
+            except ReviewError:
+                self.outbox.release_prediction_updates([it.ticket_id for it in items])
+                raise
+            for it in items:
+                self.outbox.clear_prediction_update(it.ticket_id, it.payload)
+            n += len(pairs)
         return n
+
+    def _send_adjudications(self) -> int:
+        """Create an adjudication task for each review task whose reviewers disagree (claimed, once each)."""
+        lease = 3 * self.settings.request_timeout_s
+        n = 0
+        while claimed := self.outbox.claim_adjudications(self.settings.batch_size, lease):
+            drafts = [draft_from_json(payload) for _, payload in claimed]
+            try:
+                pid = self.ensure_adjudication_project()
+                created = self.backend.push_tasks(pid, drafts)
+            except ReviewError:
+                self.outbox.release_adjudications([t for t, _ in claimed])
+                raise
+            self.outbox.mark_adjudication_sent({t: created[d.ticket_id] for (t, _), d in zip(claimed, drafts,
+                                                                                             strict=True)})
+            n += len(created)
+        return n
+
+    def _check_disagreement(self, task_id: int) -> None:
+        """Queue the task for adjudication when its reviewers' valid answers differ (once per task)."""
+        records = [r for r in self.outbox.annotations(task_id=task_id) if r.adjudicates_task is None]
+        split = disagreements(records, self.policy).get(task_id)
+        if not split:
+            return
+        answers = "; ".join(f"reviewer {r.annotator}: {', '.join(r.categories) or '-'} / {r.severity or '-'}"
+                            for r in split)
+        last = split[-1]
+        draft = TaskDraft(ticket_id=f"adjudicate-{task_id}", data={
+            "text": last.text, "ticket_id": last.ticket_id or "", "adjudicates_task": task_id,
+            ANSWERS: f"Answers: {answers}", "policy_version": last.policy_version or self.policy.version,
+        })
+        if self.outbox.open_adjudication(task_id, last.ticket_id, draft_to_json(draft)):
+            logger.info("reviewers disagree on task %s (%s): sent to adjudication", task_id, answers)
+            self._wake.set()
 
     # ------------------------------------------------------------------------------------------ labels back
 
     def _record(self, a: RemoteAnnotation, via: str) -> str:
+        """Store one annotation; an empty or inconsistent one is kept with the reason it is not a label."""
         cats, sev, rationale = parse_result(a.result)
         data = a.task_data or {}
         ticket = data.get("ticket_id")
-        ticket_id = None if ticket is None else str(ticket)
+        ticket_id = None if ticket is None or ticket == "" else str(ticket)
+        problem = None if a.was_cancelled else annotation_problem(cats, sev, self.policy)
+        settles = data.get("adjudicates_task")
+        if problem is not None:
+            logger.warning("annotation %s of task %s rejected: %s", a.annotation_id, a.task_id, problem)
         version = a.model_version
         if not version and ticket_id is not None:
             row = self.outbox.queued(ticket_id)
             version = row.model_version if row else None
-        return self.outbox.record_annotation(AnnotationRecord(
+        outcome = self.outbox.record_annotation(AnnotationRecord(
             annotation_id=a.annotation_id, task_id=a.task_id, ticket_id=ticket_id,
             text=str(data.get("text") or ""), annotator=a.annotator, categories=tuple(cats), severity=sev,
             rationale=rationale, result=json.dumps(list(a.result)), created_at=a.created_at,
             updated_at=a.updated_at, model_version=version,
             policy_version=str(data.get("policy_version") or self.policy.version),
-            was_cancelled=a.was_cancelled, via=via,
+            was_cancelled=a.was_cancelled, via=via, rejected_reason=problem, escalate=escalated(a.result),
+            adjudicates_task=int(settles) if isinstance(settles, int | str) and str(settles).isdigit() else None,
         ))
+        if outcome in ("created", "updated") and settles is None and problem is None:
+            self._check_disagreement(a.task_id)
+        return outcome if problem is None else f"{outcome} (rejected: {problem})"
 
     def record_webhook(self, payload: Mapping[str, Any]) -> str:
         """Record one Label Studio event (annotation created/updated/deleted); never trains. Returns the outcome."""
@@ -280,7 +417,8 @@ class ReviewService:
             raise WebhookPayloadError("missing 'action' (a Label Studio webhook event name)")
         ours = self.outbox.get_meta("project_id")
         theirs = _project_id(payload.get("project"))
-        if ours is not None and theirs is not None and str(theirs) != ours:
+        adjudication = self.outbox.get_meta("adjudication_project_id")
+        if ours is not None and theirs is not None and str(theirs) not in (ours, adjudication):
             return f"ignored: event of project {theirs}, this queue uses project {ours}"
         if action in DELETE_ACTIONS:
             raw = payload.get("annotations")
@@ -325,12 +463,19 @@ class ReviewService:
     def pull(self) -> PullReport:
         """Fetch every annotation from Label Studio (safety net for missed webhooks); deletions are retracted."""
         with self._sync_lock:
-            pid = self.ensure_project()
-            snap = self.backend.list_annotations(pid)
-        outcomes = [self._record(a, via="sync") for a in snap.annotations]
-        present = {a.annotation_id for a in snap.annotations}
-        gone = sorted(self.outbox.live_annotation_ids(sorted(snap.task_ids)) - present)
-        deleted = self.outbox.retract(gone, via="sync") if gone else 0
+            pids = [self.ensure_project()]
+            if self.outbox.get_meta("adjudication_project_id") is not None:
+                pids.append(self.ensure_adjudication_project())
+            snaps = [self.backend.list_annotations(pid) for pid in pids]
+        outcomes: list[str] = []
+        present: set[int] = set()
+        deleted = 0
+        for snap in snaps:
+            outcomes += [self._record(a, via="sync").split(" ")[0] for a in snap.annotations]
+            here = {a.annotation_id for a in snap.annotations}
+            present |= here
+            gone = sorted(self.outbox.live_annotation_ids(sorted(snap.task_ids)) - here)
+            deleted += self.outbox.retract(gone, via="sync") if gone else 0
         return PullReport(seen=len(present), created=outcomes.count("created"),
                           updated=outcomes.count("updated"), deleted=deleted)
 
@@ -369,11 +514,16 @@ class ReviewService:
                                ", ".join(c for c in names if c not in column))
             p = np.asarray(proba, dtype=np.float64)[:, [column[c] for c in known]]
             errors = suspected_label_errors(label_matrix(examples, known), p, known, ids, min_per_class)
+        state = self.outbox.adjudications()
         votes: dict[str, list[tuple[frozenset[str], str | None]]] = {}
-        for item, ex in zip(ids, examples, strict=True):
-            reviewers = json.loads(ex.meta.get("by_annotator") or "{}")
-            votes[item] = [(frozenset(v.get("categories") or ()), v.get("severity")) for v in reviewers.values()]
-        return audit_queue(errors, annotator_disagreements(votes, names), limit=limit)
+        where: dict[str, str] = {}
+        for task_id, records in disagreements(self.outbox.annotations(), self.policy).items():
+            item = records[-1].ticket_id or f"task-{task_id}"
+            votes[item] = [(frozenset(c for c in r.categories if c in names), r.severity) for r in records]
+            where[item] = state.get(task_id, "waiting")
+        split = [replace(a, reason=f"reviewers disagree (adjudication {where.get(a.item_id, 'waiting')}): "
+                                   f"{a.reason}") for a in annotator_disagreements(votes, names)]
+        return audit_queue(errors, split, limit=limit)
 
     def agreement(self) -> Agreement:
         """Agreement between reviewers on tasks several of them labelled."""
@@ -459,7 +609,8 @@ def build_review_service(settings: Settings, policy: Policy) -> ReviewService | 
     from triage.adapters.labelstudio import LabelStudioBackend
 
     host = "127.0.0.1" if settings.serving.host in ("0.0.0.0", "::") else settings.serving.host
-    api = f"http://{host}:{settings.serving.port}"
+    # `triage serve` puts the port it actually bound into the settings; a public URL overrides it.
+    api = (ls.api_public_url or f"http://{host}:{settings.serving.port}").rstrip("/")
     outbox = Outbox(ls.outbox_path or settings.home / "review.db")
     backend = LabelStudioBackend(ls.url, ls.api_token.get_secret_value(), timeout_s=ls.request_timeout_s)
     return ReviewService(outbox, backend, policy, ls,

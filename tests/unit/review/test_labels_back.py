@@ -98,22 +98,47 @@ def test_pull_is_a_safety_net_for_missed_webhooks(service: ReviewService, backen
     assert (again.created, again.updated, again.deleted) == (0, 0, 0)
 
 
-def test_several_annotators_are_kept_apart_and_majority_decides(
+def test_disagreement_goes_to_adjudication_and_is_exported_only_once_settled(
         service: ReviewService, backend: InMemoryReviewBackend) -> None:
     pid, tasks = _pushed(service, backend)
     for who, cats, sev in (("1", ["fraud"], "medium"), ("2", ["fraud", "spam"], "medium"), ("3", ["spam"], "low")):
         service.record_webhook(webhook_payload("ANNOTATION_CREATED", backend.annotate(tasks[0], who,
                                                                                      result_for(cats, sev)), pid))
-    (ex,) = service.examples()
-    assert ex.labels["fraud"] == 1 and ex.labels["spam"] == 1  # 2 of 3 each
-    assert ex.severity == "medium"
-    assert ex.meta["annotators"] == "1,2,3"
-    assert set(json.loads(ex.meta["by_annotator"])) == {"1", "2", "3"}
+    assert service.examples() == []  # reviewers disagree: no label until someone adjudicates
+    assert service.status()["adjudication_waiting"] == 1
     ag = service.agreement()
     assert ag.tasks == 1 and ag.annotations == 3
     assert ag.category_pairwise["fraud"] == pytest.approx(1 / 3)
     assert ag.category_pairwise["hate"] == 1.0
-    assert service.status()["agreement"]["tasks"] == 1
+
+    report = service.sync_now()
+    assert report.sent_to_adjudication == 1
+    assert service.sync_now().sent_to_adjudication == 0  # once per task
+    (adj,) = [p for p in backend.projects.values() if p.title == service.adjudication_title]
+    assert adj.options["maximum_annotations"] == 1
+    (task,) = adj.tasks.values()
+    assert task["data"]["adjudicates_task"] == tasks[0] and task["data"]["ticket_id"] == "t0"
+    for answer in ("reviewer 1: fraud / medium", "reviewer 2: fraud, spam / medium", "reviewer 3: spam / low"):
+        assert answer in task["data"]["answers"]
+
+    final = backend.annotate(task["id"], "9", result_for(["fraud"], "high"))
+    assert service.record_webhook(webhook_payload("ANNOTATION_CREATED", final, adj.id)) == "created"
+    (ex,) = service.examples()
+    assert ex.meta["ticket_id"] == "t0" and ex.meta["adjudicated_by"] == "9"
+    assert ex.labels["fraud"] == 1 and ex.labels["spam"] == 0 and ex.severity == "high"
+    assert ex.meta["annotators"] == "1,2,3"  # the reviewers' own answers stay in meta
+    assert set(json.loads(ex.meta["by_annotator"])) == {"1", "2", "3"}
+    assert service.agreement().annotations == 3  # the adjudicator is not a reviewer
+
+
+def test_reviewers_who_agree_need_no_adjudication(service: ReviewService, backend: InMemoryReviewBackend) -> None:
+    pid, tasks = _pushed(service, backend)
+    for who in ("1", "2"):
+        service.record_webhook(webhook_payload("ANNOTATION_CREATED", backend.annotate(
+            tasks[0], who, result_for(["spam"], "low")), pid))
+    (ex,) = service.examples()
+    assert ex.labels["spam"] == 1 and ex.meta["reviewer_agreement"] == "1.000" and ex.meta["adjudicated_by"] == ""
+    assert service.status()["adjudication_waiting"] == 0
 
 
 def test_an_annotation_the_policy_cannot_read_is_left_out_alone(

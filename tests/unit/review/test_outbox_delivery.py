@@ -9,7 +9,7 @@ import pytest
 from tests.unit.review.conftest import scored
 from triage.errors import ReviewBackendUnavailable
 from triage.review.memory import InMemoryReviewBackend
-from triage.review.service import ReviewService
+from triage.review.service import ReviewService, queue_score
 
 
 def _tasks(backend: InMemoryReviewBackend) -> list[dict]:
@@ -18,7 +18,7 @@ def _tasks(backend: InMemoryReviewBackend) -> list[dict]:
 
 def test_enqueue_keeps_only_review_items_and_never_calls_label_studio(
         service: ReviewService, backend: InMemoryReviewBackend) -> None:
-    new = service.enqueue([scored("a", 0.6), scored("b", 0.9, route="auto"), scored("c", 0.3)], "m", "v1")
+    new = service.enqueue([scored("a", 0.6), scored("b", 0.9, route="auto"), scored("c", 0.3)], "m", "v1").new
     assert new == 2
     assert backend.calls == []
     assert service.status()["waiting"] == 2
@@ -35,7 +35,9 @@ def test_push_carries_text_metadata_priority_and_prediction(
     assert task["data"]["priority"] == 0.4
     assert task["data"]["metadata"] == {"channel": "sms"}
     (pred,) = task["predictions"]
-    assert pred.score == 0.61 and pred.model_version == "v7"
+    # The score Label Studio serves by is the selection strategy's usefulness, mapped so the most useful is lowest.
+    assert pred.score == pytest.approx(queue_score(task["data"]["usefulness"])) and pred.model_version == "v7"
+    assert task["data"]["confidence"] == 0.61
     assert pred.result[0]["value"]["choices"] == ["spam", "fraud"]  # top category + the other over threshold
     project = next(iter(backend.projects.values()))
     assert project.model_version == "v7"
@@ -47,11 +49,12 @@ def test_rescoring_never_makes_a_second_task(service: ReviewService, backend: In
     service.enqueue([scored("a", 0.5)], "m", "v1")  # still waiting: newer scores replace
     service.sync_now()
     service.enqueue([scored("a", 0.4)], "m", "v1")  # already sent, same model: nothing to do
-    assert service.enqueue([scored("a", 0.4)], "m", "v1") == 0
+    assert service.enqueue([scored("a", 0.4)], "m", "v1").new == 0
     service.sync_now()
     tasks = _tasks(backend)
     assert len(tasks) == 1
-    assert [p.score for p in tasks[0]["predictions"]] == [0.5]
+    assert [p.score for p in tasks[0]["predictions"]] == [pytest.approx(queue_score(0.9))]  # fraud 0.55
+    assert tasks[0]["data"]["confidence"] == 0.5  # the newer scores
 
 
 def test_a_new_model_version_adds_a_prediction_to_the_existing_task(
@@ -62,7 +65,9 @@ def test_a_new_model_version_adds_a_prediction_to_the_existing_task(
     report = service.sync_now()
     assert report.predictions_updated == 1
     (task,) = _tasks(backend)
-    assert [(p.model_version, p.score) for p in task["predictions"]] == [("v1", 0.6), ("v2", 0.3)]
+    assert [p.model_version for p in task["predictions"]] == ["v1", "v2"]
+    assert task["predictions"][1].score == pytest.approx(queue_score(service.outbox.queued("a").usefulness))
+    assert backend.calls.count("add_predictions") == 1
     assert next(iter(backend.projects.values())).model_version == "v2"
 
 

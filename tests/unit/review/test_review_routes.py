@@ -79,6 +79,10 @@ def test_status_counts(client: TestClient, service: ReviewService) -> None:
     body = client.get("/v1/review/status").json()
     assert (body["waiting"], body["sent"], body["annotations"]) == (2, 0, 0)
     assert body["agreement"]["tasks"] == 0
+    service.enqueue([scored("a", 0.4, text="another text under the same id")], "m", "v1")
+    body = client.get("/v1/review/status").json()
+    assert body["id_conflicts"] == 1
+    assert (body["annotations_rejected"], body["adjudication_waiting"], body["escalated_tickets"]) == (0, 0, 0)
 
 
 def test_disabled_review_is_503() -> None:

@@ -72,8 +72,37 @@ def test_delivery_sends_most_useful_first_with_usefulness_in_task_data(
     usefulness = [t["data"]["usefulness"] for t in delivered]
     assert usefulness == sorted(usefulness, reverse=True) and usefulness[0] == pytest.approx(0.92)
     assert {t["data"]["selection_strategy"] for t in delivered} == {"least_confidence"}
-    # The prediction score (what Label Studio's uncertainty sampling orders by) is still the confidence.
-    assert [t["predictions"][0].score for t in delivered] == [pytest.approx(0.9 - i * 0.01) for i in range(9, -1, -1)]
+    # The prediction score (what Label Studio's uncertainty sampling orders by, lowest first) follows usefulness;
+    # the model's confidence stays in the task data.
+    scores = [t["predictions"][0].score for t in delivered]
+    assert scores == sorted(scores)
+    assert [t["data"]["confidence"] for t in delivered] == [pytest.approx(0.9 - i * 0.01) for i in range(9, -1, -1)]
+    assert backend.next_task(project.id)["data"]["ticket_id"] == "t9"
+
+
+def test_reviewers_get_first_what_the_strategy_ranks_first_not_the_least_confident(
+        tmp_path: Path, settings: LabelStudioSettings, policy: Policy) -> None:
+    backend = InMemoryReviewBackend()
+    svc = _service(tmp_path, settings, policy, "severity_weighted", backend)
+    try:
+        critical = {"none": 0.0, "low": 0.0, "medium": 0.0, "high": 0.2, "critical": 0.8}
+        # "unsure" has the lowest model confidence, "severe" may be critical: severity_weighted ranks it first.
+        svc.enqueue([ticket("unsure", 0.5, confidence=0.2), ticket("severe", 0.6, severity=critical,
+                                                                    confidence=0.9),
+                     ticket("sure", 0.99, confidence=0.95)], "m", "v1")
+        ranked = [i.ticket_id for i in svc.outbox.claim(10, 60)]
+        svc.outbox.release(ranked, "test: give back")
+        svc.sync_now()
+        project = next(iter(backend.projects.values()))
+        served = []
+        for _ in range(3):
+            task = backend.next_task(project.id)
+            served.append(task["data"]["ticket_id"])
+            backend.annotate(task["id"], "r1", [])
+        assert ranked[0] == "severe"
+        assert served == ranked
+    finally:
+        svc.outbox.close()
 
 
 def test_severity_weighted_puts_possibly_severe_tickets_first(
