@@ -1,10 +1,17 @@
-"""Routing report: per-category precision operating points fitted on validation, checked on the test split.
+"""Routing report: both promises of the routing per category on the test split, and the review work they cost.
 
-`.venv/bin/python -m training.routing_report [--model-dir DIR]` loads a saved classifier (or fits the TF-IDF
-baseline on the train split, cached under <home>/cache), fits the conformal operating points on the validation
-split (triage.conformal), and reports on the test split, per category: the target, the achieved precision of the
-tickets asserted at the operating point, the share of predicted positives that are auto-routed, the support, and
-pass / miss with the gap. Writes results/routing_report.{json,md}.
+`.venv/bin/python -m training.routing_report [--model-dir DIR | --alias champion | --version N]` loads a saved or
+registered classifier (or fits the TF-IDF baseline on the train split, cached under <home>/cache), routes the test
+split (training.pipeline.load_training_data + split_examples) with triage.scorer.Scorer (the card's precision
+operating points, auto-clear points and severity guard when it carries them) and reports, per category:
+- the precision of the tickets asserted at the operating point (from the card, else fitted on validation) and of
+  those auto-routed, against the policy's target_precision;
+- the share of violating texts auto-cleared (positive, routed auto, not flagged for the category) against the
+  policy's max_auto_clear_miss, with a Clopper-Pearson upper bound; categories with too few test positives are
+  named, not judged;
+and the recall of high/critical texts (reviewed or escalated) against 1 - routing.max_severe_miss, and the share of
+all texts and of clean texts sent to review, overall and per source. Writes results/routing_report.{json,md} and
+logs a `routing-report` MLflow run.
 """
 
 from __future__ import annotations
@@ -138,7 +145,7 @@ def _f(x: Any, pct: bool = True) -> str:
 def markdown(rows: list[dict[str, Any]], overall: Mapping[str, Any]) -> str:
     """The report as a markdown table with a short preamble."""
     lines = [
-        f"Operating points fitted on the validation split ({overall['validation_rows']:,} rows), checked on the test "
+        f"Operating points {overall.get('points_origin', 'fitted on the validation split')}, checked on the test "
         f"split ({overall['test_rows']:,} rows). Model: {overall['model']}. Clopper-Pearson level "
         f"{1 - overall['delta']:.0%}; 'enough support' = at least {overall['min_support']} test tickets asserted.",
         "",
@@ -313,11 +320,11 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
 
     validation, test = splits["validation"], splits["test"]
     points = {k: v for k, v in points_from_card(card.extra).items() if k in cats}
-    points_origin = "the model card (what serving uses)"
+    points_origin = "from the model card (what serving uses)"
     if set(points) != set(cats):
         pv = predict_examples(classifier, validation).categories[:, idx]
         points = fit_operating_points(label_matrix(validation, cats), pv, cats, policy, args.delta)
-        points_origin = f"fitted here on the validation split ({len(validation):,} rows)"
+        points_origin = f"fitted on the validation split ({len(validation):,} rows)"
     pred_test = predict_examples(classifier, test)
     pt = pred_test.categories[:, idx]
     thresholds = {c: card.thresholds.get(c, policy.category(c).threshold) for c in cats}
@@ -349,7 +356,7 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
     }
     text = "\n".join([
         markdown(rows, overall).replace("with the precision gate", "with the scorer's decisions"), "",
-        f"Precision operating points from {points_origin}; routes from triage.scorer.Scorer"
+        "Routes from triage.scorer.Scorer"
         + (" with the card's auto-clear points and severity guard." if clear else
            " (the card carries no auto-clear points: decide() with the precision gate)."), "",
         *promises_markdown(clears, severe, args.delta), "", "### Review workload", "",
