@@ -74,13 +74,13 @@ def group_indices(keys: Sequence[str]) -> dict[str, np.ndarray]:
 
 def slice_metrics(y: np.ndarray, p: np.ndarray, categories: Sequence[str], thresholds: Mapping[str, float],
                   keys: Sequence[str], only: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Per slice (rows sharing a key): row count, macro-AUPRC and macro-F1 over its defined categories, and the
-    per-category figures. `only` restricts the macro means to those categories."""
+    """Per slice (rows sharing a key): row count, macro-AUPRC and macro-F1 over its defined categories, ECE, and
+    the per-category figures. `only` restricts the macro means to those categories."""
     out: dict[str, dict[str, Any]] = {}
     for key, idx in group_indices(keys).items():
         per = category_metrics(y[idx], p[idx], categories, thresholds)
         out[key] = {"rows": len(idx), "macro_auprc": macro(per, "auprc", only), "macro_f1": macro(per, "f1", only),
-                    "categories": per}
+                    "ece": metrics.expected_calibration_error(y[idx], p[idx]), "categories": per}
     return out
 
 

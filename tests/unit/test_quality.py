@@ -64,6 +64,8 @@ def test_slices_group_rows_by_source_and_average_only_defined_categories() -> No
     # s2, category b: ranking 0.8(+) 0.6(-) 0.3(+) -> AP (1 + 2/3) / 2; category a is unknown there.
     assert out["s2"]["macro_auprc"] == pytest.approx((1 + 2 / 3) / 2)
     assert out["s2"]["categories"]["a"]["auprc"] is None
+    # ECE of s1: cells (1, 0.9) and (0, 0.1) fall in different bins, each 0.1 off.
+    assert out["s1"]["ece"] == pytest.approx(0.1)
 
 
 def test_quality_metrics_focus_is_the_focus_source_and_categories_only() -> None:
