@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.batching import NoModelError
 from serving.schemas import ErrorOut
+from serving.validation import printable
 from triage.errors import InvalidTicketsError
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,10 @@ log = logging.getLogger(__name__)
 
 def _body(status_code: int, error: str, message: str, ticket_ids: list[str] | None = None,
           fields: list[str] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    out = ErrorOut(error=error, message=message, ticket_ids=ticket_ids or [], fields=fields or [])
+    # Client-sent ids and keys may hold control characters or lone surrogates: escape them (a lone
+    # surrogate cannot even be encoded as UTF-8).
+    out = ErrorOut(error=error, message=printable(message), ticket_ids=[printable(t) for t in ticket_ids or []],
+                   fields=[printable(f) for f in fields or []])
     return JSONResponse(out.model_dump(), status_code=status_code, headers=headers)
 
 
@@ -32,7 +36,7 @@ def _ticket_ids_for(loc_indices: set[int], raw: Any) -> list[str]:
     for i in sorted(loc_indices):
         ticket = tickets[i] if isinstance(tickets, list) and i < len(tickets) else None
         tid = ticket.get("id") if isinstance(ticket, dict) else None
-        out.append(str(tid) if isinstance(tid, str | int) and str(tid) else f"#{i}")
+        out.append(str(tid)[:256] if isinstance(tid, str | int) and str(tid) else f"#{i}")
     return out
 
 
@@ -46,7 +50,7 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         return _body(422, "malformed_json", f"request body is not valid JSON: {reason}")
     fields, indices = [], set()
     for e in errors:
-        loc = [str(p) for p in e.get("loc", ()) if p != "body"]
+        loc = [str(p)[:64] for p in e.get("loc", ()) if p != "body"]
         fields.append(f"{'.'.join(loc) or 'body'}: {e.get('msg')}")
         if len(loc) >= 2 and loc[0] == "tickets" and loc[1].isdigit():
             indices.add(int(loc[1]))
@@ -67,9 +71,12 @@ async def invalid_tickets(request: Request, exc: Exception) -> JSONResponse:
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
     """Every HTTPException in the same body shape."""
     assert isinstance(exc, StarletteHTTPException)
-    names = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
-             503: "unavailable"}
-    return _body(exc.status_code, names.get(exc.status_code, "http_error"), str(exc.detail),
+    names = {400: "malformed_body", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+             405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type", 503: "unavailable"}
+    message = str(exc.detail)
+    if exc.status_code == 400 and message == "There was an error parsing the body":
+        message = "the request body could not be read: send UTF-8 JSON (nesting at most a few hundred levels)"
+    return _body(exc.status_code, names.get(exc.status_code, "http_error"), message,
                  headers=getattr(exc, "headers", None))
 
 

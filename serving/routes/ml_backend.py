@@ -14,7 +14,8 @@ from fastapi import APIRouter, Body, HTTPException, status
 from pydantic import BaseModel, Field
 
 from serving.deps import BatcherDep, PolicyDep, ServingDep, SlotDep
-from serving.schemas import ErrorOut
+from serving.schemas import ErrorOut, LabelStudioBody
+from serving.validation import printable
 from triage.review.annotations import predicted_categories, result_for
 from triage.review.labeling_config import CATEGORY, SEVERITY, TEXT
 from triage.tickets import Ticket
@@ -37,7 +38,7 @@ class SetupOut(BaseModel):
     model_version: str
 
 
-class PredictIn(BaseModel):
+class PredictIn(LabelStudioBody):
     """Label Studio's /predict body (only `tasks` is needed)."""
 
     tasks: list[dict[str, Any]] = Field(default_factory=list)
@@ -82,9 +83,9 @@ def ml_health(slot: SlotDep) -> MLHealth:
 
 
 @router.post("/setup", response_model=SetupOut, responses={503: {"model": ErrorOut}})
-def ml_setup(serving: ServingDep, body: Annotated[dict[str, Any], Body()]) -> SetupOut:
+def ml_setup(serving: ServingDep, body: Annotated[LabelStudioBody, Body()]) -> SetupOut:
     """Label Studio connects: answer with the served model version."""
-    log.info("Label Studio ML backend setup for project %s", body.get("project"))
+    log.info("Label Studio ML backend setup for project %s", printable(str(getattr(body, "project", None))[:64]))
     return SetupOut(model_version=serving.loaded.version)
 
 
@@ -101,10 +102,17 @@ async def ml_predict(body: PredictIn, serving: ServingDep, batcher: BatcherDep, 
     empty = [str(t.get("id", i)) for i, t in enumerate(body.tasks) if not _text(t).strip()]
     if empty:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            detail=f"{len(empty)} task(s) have no data.{TEXT}: {', '.join(empty[:20])}")
+                            detail=f"{len(empty)} task(s) have no data.{TEXT}: {', '.join(x[:64] for x in empty[:20])}")
     limits = serving.scorer.limits
-    tickets = [Ticket(id=f"ls-task-{t.get('id', i)}-{i}", text=_text(t)[:limits.max_text_chars])
-               for i, t in enumerate(body.tasks)]
+    if len(body.tasks) > limits.max_tickets:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            detail=f"{len(body.tasks)} tasks sent, over the limit of {limits.max_tickets} per request")
+    long = [str(t.get("id", i)) for i, t in enumerate(body.tasks) if len(_text(t)) > limits.max_text_chars]
+    if long:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            detail=f"{len(long)} task(s) are over the {limits.max_text_chars:,}-character limit: "
+                                   f"{', '.join(x[:64] for x in long[:20])}")
+    tickets = [Ticket(id=f"ls-task-{i}", text=_text(t)) for i, t in enumerate(body.tasks)]
     results: list[TaskPrediction] = []
     for start in range(0, len(tickets), limits.max_tickets):
         used, scored = await batcher.score(tickets[start:start + limits.max_tickets])
@@ -117,9 +125,9 @@ async def ml_predict(body: PredictIn, serving: ServingDep, batcher: BatcherDep, 
 
 
 @router.post("/webhook")
-def ml_webhook(body: Annotated[dict[str, Any], Body()]) -> dict[str, str]:
+def ml_webhook(body: Annotated[LabelStudioBody, Body()]) -> dict[str, str]:
     """Acknowledge Label Studio's ML-backend events; labels are recorded by /v1/review/webhook instead."""
-    return {"status": "ignored", "action": str(body.get("action", ""))}
+    return {"status": "ignored", "action": str(getattr(body, "action", ""))[:64]}
 
 
 @router.get("/versions", response_model=VersionsOut)
