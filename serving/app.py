@@ -15,6 +15,7 @@ from serving.model_source import DirectorySource, ModelSource, RegistrySource, R
 from serving.routes import health, ml_backend, model, review, score
 from serving.state import ModelSlot
 from triage.review.service import build_review_service
+from triage.review.spool import ReviewSpool
 from triage.scorer import TicketLimits
 from triage.settings import Settings, get_settings
 
@@ -50,10 +51,17 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
         review_service = app.state.review
         if review_service is not None:
             review_service.start()
+        app.state.review_spool = spool = (
+            ReviewSpool(review_service, settings.ops.spool_capacity, settings.ops.spool_retry_s)
+            if review_service is not None else None)
+        if spool is not None:
+            spool.start()
         try:
             yield
         finally:
             reloader.stop()
+            if spool is not None:
+                await asyncio.to_thread(spool.stop)
             if review_service is not None:
                 await asyncio.to_thread(review_service.stop)
                 review_service.outbox.close()
@@ -71,6 +79,7 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
     app.state.policy = policy
     app.state.slot = ModelSlot()
     app.state.review = build_review_service(settings, policy)
+    app.state.review_spool = None
     errors.install(app)
     app.add_middleware(errors.BodySizeLimit, max_bytes=settings.serving.max_body_bytes)
     app.include_router(health.router)

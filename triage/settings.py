@@ -85,6 +85,20 @@ class LabelStudioSettings(BaseModel):
         return self
 
 
+class OpsSettings(BaseModel):
+    """Operating the API: failure spool, logs, CORS, docs, retention of ticket text."""
+
+    spool_capacity: int = Field(default=10_000, ge=0, description="review tickets held in memory while the "
+                                "outbox cannot take them")
+    spool_retry_s: float = Field(default=5.0, gt=0.0, le=3600.0, description="retry interval of the spool")
+    json_logs: bool = Field(default=False, description="one JSON object per log line")
+    cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins; empty = no CORS")
+    docs_enabled: bool | None = Field(default=None, description="/docs and /openapi.json; None = off in prod only")
+    retention_days: float = Field(default=30.0, ge=0.0, description="ticket text kept in the outbox at most this "
+                                  "long after delivery; 0 = delete once labelled")
+    metrics_enabled: bool = True
+
+
 class Settings(BaseSettings):
     """Everything configurable, from TRIAGE_* environment variables."""
 
@@ -99,6 +113,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = ServingSettings()
     mlflow: MlflowSettings = MlflowSettings()
     labelstudio: LabelStudioSettings = LabelStudioSettings()
+    ops: OpsSettings = OpsSettings()
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -44,10 +44,10 @@ async def score(body: ScoreRequest, serving: ServingDep, batcher: BatcherDep, re
     tickets = [Ticket(t.id, t.text, t.metadata) for t in body.tickets]
     validate_tickets(tickets, serving.scorer.limits)
     used, scored = await batcher.score(tickets)
-    review = request.app.state.review
-    if review is not None:
+    spool = request.app.state.review_spool  # holds the tickets when the outbox fails: never a 500 for that
+    if spool is not None:
         pending = [s for s in scored if s.decision.route == "review"]
         if pending:
-            review.enqueue(pending, used.loaded.name, used.loaded.version)
+            spool.enqueue(pending, used.loaded.name, used.loaded.version)
     return ScoreResponse(model=ModelRef(name=used.loaded.name, version=used.loaded.version),
                          results=[to_result(s) for s in scored])
