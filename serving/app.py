@@ -8,11 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from serving import errors
 from serving.batching import MicroBatcher
+from serving.metrics import Metrics
 from serving.model_source import DirectorySource, ModelSource, RegistrySource, Reloader
-from serving.routes import health, ml_backend, model, review, score
+from serving.observability import REQUEST_ID_HEADER, RequestContext, docs_urls
+from serving.routes import health, metrics, ml_backend, model, review, score
 from serving.state import ModelSlot
 from triage.review.service import build_review_service
 from triage.review.spool import ReviewSpool
@@ -74,6 +77,7 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
         f"(policy {policy.name} {policy.version}). At most {limits.max_tickets} tickets per request, "
         f"{limits.max_text_chars:,} characters per text, {settings.serving.max_body_bytes:,} bytes per body.",
         lifespan=lifespan,
+        **docs_urls(settings),
     )
     app.state.settings = settings
     app.state.policy = policy
@@ -82,9 +86,17 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
     app.state.review_spool = None
     errors.install(app)
     app.add_middleware(errors.BodySizeLimit, max_bytes=settings.serving.max_body_bytes)
+    app.state.metrics = Metrics(app.state)
+    app.add_middleware(RequestContext, metrics=app.state.metrics)  # outermost: every answer gets a request id
+    if settings.ops.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.ops.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Content-Type", "X-API-Key", "Authorization", REQUEST_ID_HEADER],
+                           expose_headers=[REQUEST_ID_HEADER])
     app.include_router(health.router)
     app.include_router(score.router)
     app.include_router(model.router)
     app.include_router(review.router)
     app.include_router(ml_backend.router)
+    if settings.ops.metrics_enabled:
+        app.include_router(metrics.router)
     return app

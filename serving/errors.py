@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.batching import NoModelError
+from serving.observability import redacted_traceback
 from serving.schemas import ErrorOut
 from serving.validation import printable
 from triage.errors import InvalidTicketsError
@@ -87,7 +88,8 @@ async def no_model(request: Request, exc: Exception) -> JSONResponse:
 
 async def unexpected(request: Request, exc: Exception) -> JSONResponse:
     """A bug: log it with the trace, tell the client without leaking internals."""
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    # The trace without exception messages: a message may quote the request's text.
+    log.error("unhandled error on %s %s\n%s", request.method, request.url.path, redacted_traceback(exc))
     return _body(500, "internal_error", "internal error; the request was not processed, retry or report it")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -118,12 +119,22 @@ class Settings(BaseSettings):
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
-        if isinstance(value, str):
+        if isinstance(value, str) and value.strip().startswith("{"):  # {"name": "key", ...}
+            mapping = json.loads(value)
+            if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+                raise ValueError('api_keys as JSON must be an object of name -> key, e.g. {"ops": "k1"}')
+            return [f"{name}:{key}" for name, key in mapping.items()]
+        if isinstance(value, dict):
+            return [f"{name}:{key}" for name, key in value.items()]
+        if isinstance(value, str):  # "name:key,name2:key2" or plain "key1,key2"
             return [k.strip() for k in value.split(",") if k.strip()]
         return value
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_prod(self) -> Settings:
+        if self.env == "prod" and not self.api_keys:
+            raise ValueError("TRIAGE_API_KEYS is empty: set at least one key when TRIAGE_ENV=prod "
+                             '(e.g. TRIAGE_API_KEYS="ops:<random key>"); prod never serves without keys')
         if self.env == "prod" and self.labelstudio.enabled:
             for field_name, secret in (
                 ("labelstudio.api_token", self.labelstudio.api_token),

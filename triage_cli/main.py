@@ -74,6 +74,12 @@ def _setup(settings: Settings) -> None:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
+def _setup_server_logs(settings: Settings) -> None:
+    from serving.observability import configure_logging
+
+    configure_logging(settings)  # request ids, escaped messages, no ticket text in tracebacks; JSON on request
+
+
 def _fail(err: Exception) -> typer.Exit:
     console.print(f"[red]error:[/red] {err}")
     return typer.Exit(code=2)
@@ -173,7 +179,7 @@ def serve(
     from serving.app import create_app
 
     settings = get_settings()
-    _setup(settings)
+    _setup_server_logs(settings)
     if train_if_missing:
         from training.pipeline import train as run_training
         from triage.adapters import mlflow_registry as registry
@@ -190,7 +196,7 @@ def serve(
         raise _fail(err) from err
     h, p = host or settings.serving.host, port or settings.serving.port
     console.print(f"serving on http://{h}:{p}  (docs: http://{h}:{p}/docs)")
-    uvicorn.run(application, host=h, port=p, log_level=settings.log_level.lower(), access_log=False)
+    uvicorn.run(application, host=h, port=p, log_level=settings.log_level.lower(), access_log=False, log_config=None)
 
 
 @app.command()

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, status
 from pydantic import BaseModel, Field
 
-from serving.deps import BatcherDep, PolicyDep, ServingDep, SlotDep
+from serving.deps import ApiKey, BatcherDep, PolicyDep, ServingDep, SlotDep
 from serving.schemas import ErrorOut, LabelStudioBody
 from serving.validation import printable
 from triage.review.annotations import predicted_categories, result_for
@@ -22,6 +22,14 @@ from triage.tickets import Ticket
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/ml", tags=["label studio ml backend"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Body not readable as UTF-8 JSON."},
+    401: {"model": ErrorOut, "description": "Missing or wrong API key (Label Studio: basic auth, key as password)."},
+    413: {"model": ErrorOut, "description": "Body over the size limit."},
+    422: {"model": ErrorOut, "description": "Not a JSON object, or strings that are not valid Unicode."},
+    503: {"model": ErrorOut, "description": "No model loaded yet."},
+}
 
 
 class MLHealth(BaseModel):
@@ -82,16 +90,17 @@ def ml_health(slot: SlotDep) -> MLHealth:
     return MLHealth(status="UP", model_version=current.loaded.version if current else None)
 
 
-@router.post("/setup", response_model=SetupOut, responses={503: {"model": ErrorOut}})
+@router.post("/setup", response_model=SetupOut, dependencies=[ApiKey], responses=ERRORS)
 def ml_setup(serving: ServingDep, body: Annotated[LabelStudioBody, Body()]) -> SetupOut:
     """Label Studio connects: answer with the served model version."""
     log.info("Label Studio ML backend setup for project %s", printable(str(getattr(body, "project", None))[:64]))
     return SetupOut(model_version=serving.loaded.version)
 
 
-@router.post("/predict", response_model=PredictOut, responses={
-    422: {"model": ErrorOut, "description": "A task without text, or a labeling config without our controls."},
-    503: {"model": ErrorOut, "description": "No model loaded yet."},
+@router.post("/predict", response_model=PredictOut, dependencies=[ApiKey], responses={
+    **ERRORS,
+    422: {"model": ErrorOut, "description": "A task without text, over the limits, or a labeling config without "
+                                            "our controls."},
 })
 async def ml_predict(body: PredictIn, serving: ServingDep, batcher: BatcherDep, policy: PolicyDep) -> PredictOut:
     """Predictions for Label Studio tasks (their `data.text`), in order, scored by the served model."""
@@ -124,13 +133,13 @@ async def ml_predict(body: PredictIn, serving: ServingDep, batcher: BatcherDep, 
     return PredictOut(results=results)
 
 
-@router.post("/webhook")
+@router.post("/webhook", dependencies=[ApiKey], responses=ERRORS)
 def ml_webhook(body: Annotated[LabelStudioBody, Body()]) -> dict[str, str]:
     """Acknowledge Label Studio's ML-backend events; labels are recorded by /v1/review/webhook instead."""
     return {"status": "ignored", "action": str(getattr(body, "action", ""))[:64]}
 
 
-@router.get("/versions", response_model=VersionsOut)
+@router.get("/versions", response_model=VersionsOut, dependencies=[ApiKey], responses=ERRORS)
 def ml_versions(slot: SlotDep) -> VersionsOut:
     """The served model version (the only one this backend predicts with)."""
     current = slot.current

@@ -44,6 +44,7 @@ async def score(body: ScoreRequest, serving: ServingDep, batcher: BatcherDep, re
     tickets = [Ticket(t.id, t.text, t.metadata) for t in body.tickets]
     validate_tickets(tickets, serving.scorer.limits)
     used, scored = await batcher.score(tickets)
+    request.app.state.metrics.observe_scored(scored)
     spool = request.app.state.review_spool  # holds the tickets when the outbox fails: never a 500 for that
     if spool is not None:
         pending = [s for s in scored if s.decision.route == "review"]
