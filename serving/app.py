@@ -39,10 +39,13 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
             DirectorySource(settings.serving.model_dir, settings.serving.threads) if settings.serving.model_dir
             else RegistrySource(settings)
         )
-        reloader = Reloader(model_source, slot, policy, limits, settings.serving.reload_interval_s)
-        await asyncio.to_thread(reloader.load_now)
+        reloader = Reloader(model_source, slot, policy, limits, settings.serving.reload_interval_s,
+                            settings.ops.model_retry_s)
+        # Bind the port even if the registry hangs: wait a bounded time, then serve 503 until the load lands.
+        first = asyncio.ensure_future(asyncio.to_thread(reloader.load_now))
+        await asyncio.wait([first], timeout=settings.ops.startup_wait_s)
         if slot.current is None:
-            log.warning("started without a model: %s", slot.last_error or "nothing registered")
+            log.warning("started without a model: %s", slot.last_error or "still loading")
         batcher = MicroBatcher(
             slot, settings.serving.microbatch_max, settings.serving.microbatch_wait_ms,
             settings.serving.model_workers,

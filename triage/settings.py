@@ -98,6 +98,10 @@ class OpsSettings(BaseModel):
     retention_days: float = Field(default=30.0, ge=0.0, description="ticket text kept in the outbox at most this "
                                   "long after delivery; 0 = delete once labelled")
     metrics_enabled: bool = True
+    startup_wait_s: float = Field(default=20.0, ge=0.0, le=600.0, description="start-up waits this long for the "
+                                  "first model load, then binds the port and answers 503 until it lands")
+    model_retry_s: float = Field(default=5.0, gt=0.0, le=3600.0, description="retry interval until a first model "
+                                 "is served")
 
 
 class Settings(BaseSettings):
