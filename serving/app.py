@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from serving import errors
+from serving import errors, openapi
 from serving.batching import MicroBatcher
 from serving.metrics import Metrics
 from serving.model_source import DirectorySource, ModelSource, RegistrySource, Reloader
@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
     app.state.review = build_review_service(settings, policy)
     app.state.review_spool = None
     errors.install(app)
+    openapi.install(app, settings)
     app.add_middleware(errors.BodySizeLimit, max_bytes=settings.serving.max_body_bytes)
     app.state.metrics = Metrics(app.state)
     app.add_middleware(RequestContext, metrics=app.state.metrics)  # outermost: every answer gets a request id

@@ -16,7 +16,7 @@ from serving.batching import NoModelError
 from serving.observability import redacted_traceback
 from serving.schemas import ErrorOut
 from serving.validation import printable
-from triage.errors import InvalidTicketsError
+from triage.errors import DuplicateTicketIdsError, InvalidTicketsError
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +64,17 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def invalid_tickets(request: Request, exc: Exception) -> JSONResponse:
-    """422 for tickets the domain refuses (empty, too long, duplicate ids, too many)."""
+    """422 for tickets the domain refuses (empty, too long, too many); 409 for ids repeated in one request."""
     assert isinstance(exc, InvalidTicketsError)
+    if isinstance(exc, DuplicateTicketIdsError):
+        return _body(409, "duplicate_ids", str(exc), exc.ticket_ids)
     return _body(422, "invalid_tickets", str(exc), exc.ticket_ids)
 
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
     """Every HTTPException in the same body shape."""
     assert isinstance(exc, StarletteHTTPException)
-    names = {400: "malformed_body", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    names = {400: "malformed_body", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict",
              405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type", 503: "unavailable"}
     message = str(exc.detail)
     if exc.status_code == 400 and message == "There was an error parsing the body":

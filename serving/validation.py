@@ -58,23 +58,26 @@ def check_id(value: str) -> str:
 
 
 def json_problem(value: Any, max_depth: int = JSON_MAX_DEPTH, path: str = "") -> str | None:
-    """The first bad string (key or value) or over-deep nesting in a JSON value, as 'path: reason'."""
+    """The first lone surrogate (in a key or a value) or over-deep nesting in a JSON value, as 'path: reason'.
+
+    Control characters are allowed in free-form JSON (stored as JSON, never logged); a lone surrogate is not,
+    since it cannot be encoded as UTF-8 (SQLite, a response body).
+    """
     stack: list[tuple[Any, str, int]] = [(value, path, 0)]
     while stack:
         node, where, depth = stack.pop()
         if depth > max_depth:
             return f"{where or 'body'}: nested deeper than {max_depth} levels"
         if isinstance(node, str):
-            reason = problem(node)
-            if reason:
-                return f"{where or 'body'}: {reason}"
+            m = _SURROGATE.search(node)
+            if m:
+                return f"{where or 'body'}: {problem(node)}"
         elif isinstance(node, dict):
             for k, v in node.items():
                 key = str(k)
-                reason = problem(key, allow_newlines=False)
-                if reason:
-                    return f"{where or 'body'}: a key {reason}"
-                stack.append((v, f"{where}.{key}" if where else key, depth + 1))
+                if _SURROGATE.search(key):
+                    return f"{where or 'body'}: a key {problem(key)}"
+                stack.append((v, f"{where}.{printable(key)[:64]}" if where else printable(key)[:64], depth + 1))
         elif isinstance(node, list):
             stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(node))
     return None

@@ -11,11 +11,11 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from serving.deps import ApiKey, BatcherDep, PolicyDep, ServingDep, SlotDep
 from serving.schemas import ErrorOut, LabelStudioBody
-from serving.validation import printable
+from serving.validation import printable, problem
 from triage.review.annotations import predicted_categories, result_for
 from triage.review.labeling_config import CATEGORY, SEVERITY, TEXT
 from triage.tickets import Ticket
@@ -50,7 +50,7 @@ class PredictIn(LabelStudioBody):
     """Label Studio's /predict body (only `tasks` is needed)."""
 
     tasks: list[dict[str, Any]] = Field(default_factory=list)
-    project: str | int | None = None
+    project: StrictStr | StrictInt | None = None
     label_config: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -99,15 +99,21 @@ def ml_setup(serving: ServingDep, body: Annotated[LabelStudioBody, Body()]) -> S
 
 @router.post("/predict", response_model=PredictOut, dependencies=[ApiKey], responses={
     **ERRORS,
-    422: {"model": ErrorOut, "description": "A task without text, over the limits, or a labeling config without "
-                                            "our controls."},
+    409: {"model": ErrorOut, "description": "The project's labeling config lacks our controls."},
+    422: {"model": ErrorOut, "description": "A task without clean text, or over the limits."},
 })
 async def ml_predict(body: PredictIn, serving: ServingDep, batcher: BatcherDep, policy: PolicyDep) -> PredictOut:
     """Predictions for Label Studio tasks (their `data.text`), in order, scored by the served model."""
     if body.label_config and not all(f'name="{n}"' in body.label_config for n in (CATEGORY, SEVERITY, TEXT)):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+        # A well-formed request whose project conflicts with this backend: 409, not a validation error.
+        raise HTTPException(status.HTTP_409_CONFLICT,
                             detail=f"the project's labeling config has no '{CATEGORY}'/'{SEVERITY}' choices on "
                                    f"'{TEXT}': generate it from the policy (triage review push)")
+    bad = [(i, reason) for i, t in enumerate(body.tasks) if (reason := problem(_text(t)))]
+    if bad:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            detail=f"{len(bad)} task(s) have a data.{TEXT} that is not clean text: "
+                                   + "; ".join(f"tasks.{i}: {r}" for i, r in bad[:20]))
     empty = [str(t.get("id", i)) for i, t in enumerate(body.tasks) if not _text(t).strip()]
     if empty:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
