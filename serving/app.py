@@ -17,6 +17,7 @@ from serving.model_source import DirectorySource, ModelSource, RegistrySource, R
 from serving.observability import REQUEST_ID_HEADER, RequestContext, docs_urls
 from serving.routes import health, metrics, ml_backend, model, review, score
 from serving.state import ModelSlot
+from triage.review.retention import RetentionTask
 from triage.review.service import build_review_service
 from triage.review.spool import ReviewSpool
 from triage.scorer import TicketLimits
@@ -62,10 +63,16 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
             if review_service is not None else None)
         if spool is not None:
             spool.start()
+        retention = RetentionTask(review_service.outbox, settings.ops.retention_days,
+                                  settings.ops.purge_interval_s) if review_service is not None else None
+        if retention is not None:
+            retention.start()
         try:
             yield
         finally:
             reloader.stop()
+            if retention is not None:
+                await asyncio.to_thread(retention.stop)
             if spool is not None:
                 await asyncio.to_thread(spool.stop)
             if review_service is not None:

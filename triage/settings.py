@@ -100,6 +100,7 @@ class OpsSettings(BaseModel):
     metrics_enabled: bool = True
     startup_wait_s: float = Field(default=20.0, ge=0.0, le=600.0, description="start-up waits this long for the "
                                   "first model load, then binds the port and answers 503 until it lands")
+    purge_interval_s: float = Field(default=600.0, gt=0.0, description="how often the server purges ticket text")
     model_retry_s: float = Field(default=5.0, gt=0.0, le=3600.0, description="retry interval until a first model "
                                  "is served")
 

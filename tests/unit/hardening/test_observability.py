@@ -12,12 +12,13 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from serving.observability import JsonFormatter, RequestIdFilter, SafeFormatter
+from tests.conftest import PRIVATE_MARKERS
 from tests.unit.hardening.conftest import build_app, review_text
 from triage.models.base import LoadedModel
 from triage.settings import OpsSettings, Settings
 from triage.taxonomy import Policy
 
-MARKER = "zq-marker-7f3a-never-in-a-log"
+MARKER = PRIVATE_MARKERS[0]
 
 
 @pytest.fixture
