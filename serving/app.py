@@ -8,13 +8,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
-from serving import errors
+from serving import errors, openapi
 from serving.batching import MicroBatcher
+from serving.metrics import Metrics
 from serving.model_source import DirectorySource, ModelSource, RegistrySource, Reloader
-from serving.routes import health, ml_backend, model, review, score
+from serving.observability import REQUEST_ID_HEADER, RequestContext, docs_urls
+from serving.routes import health, metrics, ml_backend, model, review, score
 from serving.state import ModelSlot
+from triage.review.retention import RetentionTask
 from triage.review.service import build_review_service
+from triage.review.spool import ReviewSpool
 from triage.scorer import TicketLimits
 from triage.settings import Settings, get_settings
 
@@ -35,10 +40,13 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
             DirectorySource(settings.serving.model_dir, settings.serving.threads) if settings.serving.model_dir
             else RegistrySource(settings)
         )
-        reloader = Reloader(model_source, slot, policy, limits, settings.serving.reload_interval_s)
-        await asyncio.to_thread(reloader.load_now)
+        reloader = Reloader(model_source, slot, policy, limits, settings.serving.reload_interval_s,
+                            settings.ops.model_retry_s)
+        # Bind the port even if the registry hangs: wait a bounded time, then serve 503 until the load lands.
+        first = asyncio.ensure_future(asyncio.to_thread(reloader.load_now))
+        await asyncio.wait([first], timeout=settings.ops.startup_wait_s)
         if slot.current is None:
-            log.warning("started without a model: %s", slot.last_error or "nothing registered")
+            log.warning("started without a model: %s", slot.last_error or "still loading")
         batcher = MicroBatcher(
             slot, settings.serving.microbatch_max, settings.serving.microbatch_wait_ms,
             settings.serving.model_workers,
@@ -50,10 +58,23 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
         review_service = app.state.review
         if review_service is not None:
             review_service.start()
+        app.state.review_spool = spool = (
+            ReviewSpool(review_service, settings.ops.spool_capacity, settings.ops.spool_retry_s)
+            if review_service is not None else None)
+        if spool is not None:
+            spool.start()
+        retention = RetentionTask(review_service.outbox, settings.ops.retention_days,
+                                  settings.ops.purge_interval_s) if review_service is not None else None
+        if retention is not None:
+            retention.start()
         try:
             yield
         finally:
             reloader.stop()
+            if retention is not None:
+                await asyncio.to_thread(retention.stop)
+            if spool is not None:
+                await asyncio.to_thread(spool.stop)
             if review_service is not None:
                 await asyncio.to_thread(review_service.stop)
                 review_service.outbox.close()
@@ -66,16 +87,27 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
         f"(policy {policy.name} {policy.version}). At most {limits.max_tickets} tickets per request, "
         f"{limits.max_text_chars:,} characters per text, {settings.serving.max_body_bytes:,} bytes per body.",
         lifespan=lifespan,
+        **docs_urls(settings),
     )
     app.state.settings = settings
     app.state.policy = policy
     app.state.slot = ModelSlot()
     app.state.review = build_review_service(settings, policy)
+    app.state.review_spool = None
     errors.install(app)
+    openapi.install(app, settings)
     app.add_middleware(errors.BodySizeLimit, max_bytes=settings.serving.max_body_bytes)
+    app.state.metrics = Metrics(app.state)
+    app.add_middleware(RequestContext, metrics=app.state.metrics)  # outermost: every answer gets a request id
+    if settings.ops.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.ops.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Content-Type", "X-API-Key", "Authorization", REQUEST_ID_HEADER],
+                           expose_headers=[REQUEST_ID_HEADER])
     app.include_router(health.router)
     app.include_router(score.router)
     app.include_router(model.router)
     app.include_router(review.router)
     app.include_router(ml_backend.router)
+    if settings.ops.metrics_enabled:
+        app.include_router(metrics.router)
     return app

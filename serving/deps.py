@@ -6,12 +6,12 @@ a thread hop per dependency per request.
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
 
 from serving.batching import MicroBatcher
+from serving.security import given_key, match, named_keys
 from serving.state import ModelSlot, Serving
 from triage.settings import Settings
 from triage.taxonomy import Policy
@@ -53,23 +53,27 @@ async def get_batcher(request: Request) -> MicroBatcher:
 
 
 async def require_api_key(
+    request: Request,
     settings: Annotated[Settings, Depends(get_app_settings)],
     x_api_key: Annotated[str | None, Header(description="One of TRIAGE_API_KEYS, when set.")] = None,
-    authorization: Annotated[str | None, Header()] = None,
+    authorization: Annotated[str | None, Header(description="`Bearer <key>`, or `Basic` with the key as "
+                                                             "password.")] = None,
 ) -> None:
-    """401 unless a configured API key is given (X-API-Key or Authorization: Bearer); open when none is set."""
-    if not settings.api_keys:
+    """401 unless a configured API key is given; open when none is set. The key's name lands on
+    `request.state.api_key_name` (for logs and decision records; never the key itself)."""
+    request.state.api_key_name = None
+    keys = named_keys(settings)
+    if not keys:
         return
-    given = x_api_key
-    if given is None and authorization and authorization.lower().startswith("bearer "):
-        given = authorization[7:].strip()
+    given = given_key(x_api_key, authorization)
     if not given:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="missing API key: send it in the X-API-Key header",
                             headers={"WWW-Authenticate": "Bearer"})
-    ok = any(hmac.compare_digest(given.encode(), k.get_secret_value().encode()) for k in settings.api_keys)
-    if not ok:
+    name = match(keys, given)
+    if name is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="invalid API key",
                             headers={"WWW-Authenticate": "Bearer"})
+    request.state.api_key_name = name
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

@@ -13,15 +13,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.batching import NoModelError
+from serving.observability import redacted_traceback
 from serving.schemas import ErrorOut
-from triage.errors import InvalidTicketsError
+from serving.validation import printable
+from triage.errors import DuplicateTicketIdsError, InvalidTicketsError
 
 log = logging.getLogger(__name__)
 
 
 def _body(status_code: int, error: str, message: str, ticket_ids: list[str] | None = None,
           fields: list[str] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    out = ErrorOut(error=error, message=message, ticket_ids=ticket_ids or [], fields=fields or [])
+    # Client-sent ids and keys may hold control characters or lone surrogates: escape them (a lone
+    # surrogate cannot even be encoded as UTF-8).
+    out = ErrorOut(error=error, message=printable(message), ticket_ids=[printable(t) for t in ticket_ids or []],
+                   fields=[printable(f) for f in fields or []])
     return JSONResponse(out.model_dump(), status_code=status_code, headers=headers)
 
 
@@ -32,7 +37,7 @@ def _ticket_ids_for(loc_indices: set[int], raw: Any) -> list[str]:
     for i in sorted(loc_indices):
         ticket = tickets[i] if isinstance(tickets, list) and i < len(tickets) else None
         tid = ticket.get("id") if isinstance(ticket, dict) else None
-        out.append(str(tid) if isinstance(tid, str | int) and str(tid) else f"#{i}")
+        out.append(str(tid)[:256] if isinstance(tid, str | int) and str(tid) else f"#{i}")
     return out
 
 
@@ -46,7 +51,7 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         return _body(422, "malformed_json", f"request body is not valid JSON: {reason}")
     fields, indices = [], set()
     for e in errors:
-        loc = [str(p) for p in e.get("loc", ()) if p != "body"]
+        loc = [str(p)[:64] for p in e.get("loc", ()) if p != "body"]
         fields.append(f"{'.'.join(loc) or 'body'}: {e.get('msg')}")
         if len(loc) >= 2 and loc[0] == "tickets" and loc[1].isdigit():
             indices.add(int(loc[1]))
@@ -59,17 +64,22 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def invalid_tickets(request: Request, exc: Exception) -> JSONResponse:
-    """422 for tickets the domain refuses (empty, too long, duplicate ids, too many)."""
+    """422 for tickets the domain refuses (empty, too long, too many); 409 for ids repeated in one request."""
     assert isinstance(exc, InvalidTicketsError)
+    if isinstance(exc, DuplicateTicketIdsError):
+        return _body(409, "duplicate_ids", str(exc), exc.ticket_ids)
     return _body(422, "invalid_tickets", str(exc), exc.ticket_ids)
 
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
     """Every HTTPException in the same body shape."""
     assert isinstance(exc, StarletteHTTPException)
-    names = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
-             503: "unavailable"}
-    return _body(exc.status_code, names.get(exc.status_code, "http_error"), str(exc.detail),
+    names = {400: "malformed_body", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict",
+             405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type", 503: "unavailable"}
+    message = str(exc.detail)
+    if exc.status_code == 400 and message == "There was an error parsing the body":
+        message = "the request body could not be read: send UTF-8 JSON (nesting at most a few hundred levels)"
+    return _body(exc.status_code, names.get(exc.status_code, "http_error"), message,
                  headers=getattr(exc, "headers", None))
 
 
@@ -80,7 +90,8 @@ async def no_model(request: Request, exc: Exception) -> JSONResponse:
 
 async def unexpected(request: Request, exc: Exception) -> JSONResponse:
     """A bug: log it with the trace, tell the client without leaking internals."""
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    # The trace without exception messages: a message may quote the request's text.
+    log.error("unhandled error on %s %s\n%s", request.method, request.url.path, redacted_traceback(exc))
     return _body(500, "internal_error", "internal error; the request was not processed, retry or report it")
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from serving import validation
 
 
 class TicketIn(BaseModel):
@@ -12,9 +14,29 @@ class TicketIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=256, description="The ticket system's id; unique within a request.")
-    text: str = Field(description="The reported content. Not empty; at most TRIAGE_SERVING__MAX_TEXT_CHARS characters.")
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Passed through to the review queue.")
+    id: str = Field(min_length=1, max_length=256,
+                    description="The ticket system's id; unique within a request; no control characters.")
+    text: str = Field(description="The reported content. Not empty; at most TRIAGE_SERVING__MAX_TEXT_CHARS characters; "
+                      "valid Unicode (no lone surrogates), no control characters but tab and newlines.")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"Passed through to the review queue: at most {validation.METADATA_MAX_KEYS} keys, "
+        f"{validation.METADATA_MAX_DEPTH} levels and {validation.METADATA_MAX_BYTES:,} bytes as JSON.")
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _clean_id(cls, value: object) -> object:
+        return validation.check_id(value) if isinstance(value, str) else value
+
+    @field_validator("text", mode="before")
+    @classmethod
+    def _clean_text(cls, value: object) -> object:
+        return validation.check_text(value) if isinstance(value, str) else value
+
+    @field_validator("metadata")
+    @classmethod
+    def _bounded_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return validation.check_metadata(value)
 
 
 class ScoreRequest(BaseModel):
@@ -85,7 +107,7 @@ class ModelInfo(BaseModel):
 class Health(BaseModel):
     """Liveness or readiness."""
 
-    status: Literal["ok", "unavailable"]
+    status: Literal["ok", "degraded", "unavailable"]
     detail: str = ""
 
 
@@ -96,3 +118,17 @@ class ErrorOut(BaseModel):
     message: str
     ticket_ids: list[str] = Field(default_factory=list)
     fields: list[str] = Field(default_factory=list)
+
+
+class LabelStudioBody(BaseModel):
+    """A JSON object from Label Studio: any fields, but valid Unicode, no control characters, bounded depth."""
+
+    model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clean(cls, value: object) -> object:
+        reason = validation.json_problem(value)
+        if reason:
+            raise ValueError(reason)
+        return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,30 @@ def tiny_loaded(tiny_classifier: Classifier) -> LoadedModel:
 def settings(tmp_path: Path) -> Settings:
     """Settings isolated in a temporary home (own SQLite MLflow store)."""
     return Settings(home=tmp_path / "home", env="test", _env_file=None)  # type: ignore[call-arg]
+
+
+# Texts the tests send as ticket text or metadata so that a log line quoting them would be caught.
+PRIVATE_MARKERS = ("zq-marker-7f3a-never-in-a-log", "zq-private-ticket-text-0042")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_ticket_text_in_the_run_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every log record of the whole run, formatted as the server formats it, must hold no ticket text."""
+    import logging
+
+    from serving.observability import RequestIdFilter, SafeFormatter
+
+    path = tmp_path_factory.mktemp("run-log") / "run.log"
+    handler = logging.FileHandler(path, encoding="utf-8", errors="backslashreplace")
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(SafeFormatter("%(levelname)s %(name)s [%(request_id)s]: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    yield
+    root.removeHandler(handler)
+    handler.close()
+    text = path.read_text(encoding="utf-8")
+    leaked = [m for m in PRIVATE_MARKERS if m in text]
+    assert not leaked, f"ticket text reached the log ({path}): {leaked}"

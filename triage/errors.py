@@ -33,6 +33,10 @@ class InvalidTicketsError(TriageError):
         super().__init__(f"{n} ticket(s) {reason}" + (f": {shown}{more}" if shown else ""))
 
 
+class DuplicateTicketIdsError(InvalidTicketsError):
+    """Two tickets of one request share an id (results and the review queue are keyed by id)."""
+
+
 class ReviewError(TriageError):
     """The human-review queue cannot do what was asked."""
 

@@ -15,7 +15,7 @@ from triage.conformal import (
     points_from_card,
     prediction_set,
 )
-from triage.errors import InvalidTicketsError
+from triage.errors import DuplicateTicketIdsError, InvalidTicketsError
 from triage.models.base import Classifier, Prediction
 from triage.routing import decide
 from triage.taxonomy import Policy
@@ -38,7 +38,7 @@ def validate_tickets(tickets: Sequence[Ticket], limits: TicketLimits) -> None:
         raise InvalidTicketsError(f"sent, over the limit of {limits.max_tickets} per request", [], count=len(tickets))
     dupes = sorted(i for i, n in Counter(t.id for t in tickets).items() if n > 1)
     if dupes:
-        raise InvalidTicketsError("have duplicate ids (each id must be unique within a request)", dupes)
+        raise DuplicateTicketIdsError("have duplicate ids (each id must be unique within a request)", dupes)
     empty = [t.id for t in tickets if not t.text.strip()]
     if empty:
         raise InvalidTicketsError("have empty or whitespace-only text", empty)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -88,6 +89,25 @@ class LabelStudioSettings(BaseModel):
         return self
 
 
+class OpsSettings(BaseModel):
+    """Operating the API: failure spool, logs, CORS, docs, retention of ticket text."""
+
+    spool_capacity: int = Field(default=10_000, ge=0, description="review tickets held in memory while the "
+                                "outbox cannot take them")
+    spool_retry_s: float = Field(default=5.0, gt=0.0, le=3600.0, description="retry interval of the spool")
+    json_logs: bool = Field(default=False, description="one JSON object per log line")
+    cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins; empty = no CORS")
+    docs_enabled: bool | None = Field(default=None, description="/docs and /openapi.json; None = off in prod only")
+    retention_days: float = Field(default=30.0, ge=0.0, description="ticket text kept in the outbox at most this "
+                                  "long after delivery; 0 = delete once labelled")
+    metrics_enabled: bool = True
+    startup_wait_s: float = Field(default=20.0, ge=0.0, le=600.0, description="start-up waits this long for the "
+                                  "first model load, then binds the port and answers 503 until it lands")
+    purge_interval_s: float = Field(default=600.0, gt=0.0, description="how often the server purges ticket text")
+    model_retry_s: float = Field(default=5.0, gt=0.0, le=3600.0, description="retry interval until a first model "
+                                 "is served")
+
+
 class Settings(BaseSettings):
     """Everything configurable, from TRIAGE_* environment variables."""
 
@@ -102,16 +122,27 @@ class Settings(BaseSettings):
     serving: ServingSettings = ServingSettings()
     mlflow: MlflowSettings = MlflowSettings()
     labelstudio: LabelStudioSettings = LabelStudioSettings()
+    ops: OpsSettings = OpsSettings()
 
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
-        if isinstance(value, str):
+        if isinstance(value, str) and value.strip().startswith("{"):  # {"name": "key", ...}
+            mapping = json.loads(value)
+            if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+                raise ValueError('api_keys as JSON must be an object of name -> key, e.g. {"ops": "k1"}')
+            return [f"{name}:{key}" for name, key in mapping.items()]
+        if isinstance(value, dict):
+            return [f"{name}:{key}" for name, key in value.items()]
+        if isinstance(value, str):  # "name:key,name2:key2" or plain "key1,key2"
             return [k.strip() for k in value.split(",") if k.strip()]
         return value
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_prod(self) -> Settings:
+        if self.env == "prod" and not self.api_keys:
+            raise ValueError("TRIAGE_API_KEYS is empty: set at least one key when TRIAGE_ENV=prod "
+                             '(e.g. TRIAGE_API_KEYS="ops:<random key>"); prod never serves without keys')
         if self.env == "prod" and self.labelstudio.enabled:
             for field_name, secret in (
                 ("labelstudio.api_token", self.labelstudio.api_token),

@@ -79,6 +79,12 @@ def _setup(settings: Settings) -> None:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
+def _setup_server_logs(settings: Settings) -> None:
+    from serving.observability import configure_logging
+
+    configure_logging(settings)  # request ids, escaped messages, no ticket text in tracebacks; JSON on request
+
+
 def _fail(err: Exception) -> typer.Exit:
     console.print(f"[red]error:[/red] {err}")
     return typer.Exit(code=2)
@@ -195,7 +201,7 @@ def serve(
     from serving.app import create_app
 
     settings = get_settings()
-    _setup(settings)
+    _setup_server_logs(settings)
     if train_if_missing:
         from training.pipeline import train as run_training
         from triage.adapters import mlflow_registry as registry
@@ -222,7 +228,8 @@ def serve(
         sock.close()
         raise _fail(err) from err
     console.print(f"serving on http://{h}:{bound}  (docs: http://{h}:{bound}/docs)")
-    server = uvicorn.Server(uvicorn.Config(application, log_level=settings.log_level.lower(), access_log=False))
+    server = uvicorn.Server(uvicorn.Config(application, log_level=settings.log_level.lower(), access_log=False,
+                                           log_config=None))
     server.run(sockets=[sock])
 
 

@@ -249,3 +249,18 @@ def audit_row(rank: int, item: AuditItem, example: Example | None) -> dict[str, 
         row.update(task_id=example.meta.get("task_id"), text=example.text,
                    labelled=sorted(c for c, y in example.labels.items() if y), severity=example.severity)
     return row
+
+
+@review_app.command()
+def purge(
+    retention_days: Annotated[float | None, typer.Option(
+        help="also purge delivered rows older than this (default TRIAGE_OPS__RETENTION_DAYS)", min=0)] = None,
+) -> None:
+    """Remove ticket text and metadata from the outbox rows that no longer need it (labelled, or expired)."""
+    from triage.review.retention import purge as run_purge
+
+    settings = get_settings()
+    days = settings.ops.retention_days if retention_days is None else retention_days
+    svc = _service()
+    report = run_purge(svc.outbox, days)
+    typer.echo(json.dumps({**asdict(report), "retention_days": days}))

@@ -11,16 +11,25 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt, StrictStr
 
-from serving.deps import BatcherDep, PolicyDep, ServingDep, SlotDep
-from serving.schemas import ErrorOut
+from serving.deps import ApiKey, BatcherDep, PolicyDep, ServingDep, SlotDep
+from serving.schemas import ErrorOut, LabelStudioBody
+from serving.validation import printable, problem
 from triage.review.annotations import prediction_result
 from triage.review.labeling_config import CATEGORY, SEVERITY, TEXT
 from triage.tickets import Ticket
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/ml", tags=["label studio ml backend"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Body not readable as UTF-8 JSON."},
+    401: {"model": ErrorOut, "description": "Missing or wrong API key (Label Studio: basic auth, key as password)."},
+    413: {"model": ErrorOut, "description": "Body over the size limit."},
+    422: {"model": ErrorOut, "description": "Not a JSON object, or strings that are not valid Unicode."},
+    503: {"model": ErrorOut, "description": "No model loaded yet."},
+}
 
 
 class MLHealth(BaseModel):
@@ -37,11 +46,11 @@ class SetupOut(BaseModel):
     model_version: str
 
 
-class PredictIn(BaseModel):
+class PredictIn(LabelStudioBody):
     """Label Studio's /predict body (only `tasks` is needed)."""
 
     tasks: list[dict[str, Any]] = Field(default_factory=list)
-    project: str | int | None = None
+    project: StrictStr | StrictInt | None = None
     label_config: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -81,30 +90,44 @@ def ml_health(slot: SlotDep) -> MLHealth:
     return MLHealth(status="UP", model_version=current.loaded.version if current else None)
 
 
-@router.post("/setup", response_model=SetupOut, responses={503: {"model": ErrorOut}})
-def ml_setup(serving: ServingDep, body: Annotated[dict[str, Any], Body()]) -> SetupOut:
+@router.post("/setup", response_model=SetupOut, dependencies=[ApiKey], responses=ERRORS)
+def ml_setup(serving: ServingDep, body: Annotated[LabelStudioBody, Body()]) -> SetupOut:
     """Label Studio connects: answer with the served model version."""
-    log.info("Label Studio ML backend setup for project %s", body.get("project"))
+    log.info("Label Studio ML backend setup for project %s", printable(str(getattr(body, "project", None))[:64]))
     return SetupOut(model_version=serving.loaded.version)
 
 
-@router.post("/predict", response_model=PredictOut, responses={
-    422: {"model": ErrorOut, "description": "A task without text, or a labeling config without our controls."},
-    503: {"model": ErrorOut, "description": "No model loaded yet."},
+@router.post("/predict", response_model=PredictOut, dependencies=[ApiKey], responses={
+    **ERRORS,
+    409: {"model": ErrorOut, "description": "The project's labeling config lacks our controls."},
+    422: {"model": ErrorOut, "description": "A task without clean text, or over the limits."},
 })
 async def ml_predict(body: PredictIn, serving: ServingDep, batcher: BatcherDep, policy: PolicyDep) -> PredictOut:
     """Predictions for Label Studio tasks (their `data.text`), in order, scored by the served model."""
     if body.label_config and not all(f'name="{n}"' in body.label_config for n in (CATEGORY, SEVERITY, TEXT)):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+        # A well-formed request whose project conflicts with this backend: 409, not a validation error.
+        raise HTTPException(status.HTTP_409_CONFLICT,
                             detail=f"the project's labeling config has no '{CATEGORY}'/'{SEVERITY}' choices on "
                                    f"'{TEXT}': generate it from the policy (triage review push)")
+    bad = [(i, reason) for i, t in enumerate(body.tasks) if (reason := problem(_text(t)))]
+    if bad:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            detail=f"{len(bad)} task(s) have a data.{TEXT} that is not clean text: "
+                                   + "; ".join(f"tasks.{i}: {r}" for i, r in bad[:20]))
     empty = [str(t.get("id", i)) for i, t in enumerate(body.tasks) if not _text(t).strip()]
     if empty:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            detail=f"{len(empty)} task(s) have no data.{TEXT}: {', '.join(empty[:20])}")
+                            detail=f"{len(empty)} task(s) have no data.{TEXT}: {', '.join(x[:64] for x in empty[:20])}")
     limits = serving.scorer.limits
-    tickets = [Ticket(id=f"ls-task-{t.get('id', i)}-{i}", text=_text(t)[:limits.max_text_chars])
-               for i, t in enumerate(body.tasks)]
+    if len(body.tasks) > limits.max_tickets:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            detail=f"{len(body.tasks)} tasks sent, over the limit of {limits.max_tickets} per request")
+    long = [str(t.get("id", i)) for i, t in enumerate(body.tasks) if len(_text(t)) > limits.max_text_chars]
+    if long:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            detail=f"{len(long)} task(s) are over the {limits.max_text_chars:,}-character limit: "
+                                   f"{', '.join(x[:64] for x in long[:20])}")
+    tickets = [Ticket(id=f"ls-task-{i}", text=_text(t)) for i, t in enumerate(body.tasks)]
     results: list[TaskPrediction] = []
     for start in range(0, len(tickets), limits.max_tickets):
         used, scored = await batcher.score(tickets[start:start + limits.max_tickets])
@@ -116,13 +139,13 @@ async def ml_predict(body: PredictIn, serving: ServingDep, batcher: BatcherDep, 
     return PredictOut(results=results)
 
 
-@router.post("/webhook")
-def ml_webhook(body: Annotated[dict[str, Any], Body()]) -> dict[str, str]:
+@router.post("/webhook", dependencies=[ApiKey], responses=ERRORS)
+def ml_webhook(body: Annotated[LabelStudioBody, Body()]) -> dict[str, str]:
     """Acknowledge Label Studio's ML-backend events; labels are recorded by /v1/review/webhook instead."""
-    return {"status": "ignored", "action": str(body.get("action", ""))}
+    return {"status": "ignored", "action": str(getattr(body, "action", ""))[:64]}
 
 
-@router.get("/versions", response_model=VersionsOut)
+@router.get("/versions", response_model=VersionsOut, dependencies=[ApiKey], responses=ERRORS)
 def ml_versions(slot: SlotDep) -> VersionsOut:
     """The served model version (the only one this backend predicts with)."""
     current = slot.current

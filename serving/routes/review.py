@@ -6,11 +6,11 @@ import hmac
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
 from serving.deps import ApiKey
-from serving.schemas import ErrorOut
+from serving.schemas import ErrorOut, LabelStudioBody
 from triage.errors import WebhookPayloadError
 from triage.review.service import ReviewService
 
@@ -65,14 +65,10 @@ def get_review(request: Request) -> ReviewService:
 ReviewDep = Annotated[ReviewService, Depends(get_review)]
 
 
-def require_webhook_secret(
-    review: ReviewDep,
-    request: Request,
-    secret: Annotated[str | None, Query(description="The shared secret, when a header cannot be set.")] = None,
-) -> None:
-    """401 unless the shared secret is given in the configured header (or as ?secret=)."""
-    given = request.headers.get(review.settings.webhook_header) or secret
+def require_webhook_secret(review: ReviewDep, request: Request) -> None:
+    """401 unless the shared secret is given in the configured header (never in the URL, where logs keep it)."""
     name = review.settings.webhook_header
+    given = request.headers.get(name)
     if not given:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED,
                             detail=f"missing webhook secret: send it in the {name} header")
@@ -84,17 +80,20 @@ def require_webhook_secret(
 @router.post("/webhook", response_model=WebhookAck, dependencies=[Depends(require_webhook_secret)], responses={
     400: {"model": ErrorOut, "description": "Not a Label Studio annotation event."},
     401: {"model": ErrorOut, "description": "Missing or wrong shared secret."},
+    413: {"model": ErrorOut, "description": "Body over the size limit."},
+    422: {"model": ErrorOut, "description": "Not a JSON object, or strings that are not valid Unicode."},
     503: {"model": ErrorOut, "description": "Review queue disabled."},
 })
 def webhook(
     review: ReviewDep,
-    payload: Annotated[dict[str, Any], Body()],
+    body: Annotated[LabelStudioBody, Body()],
 ) -> WebhookAck:
     """Record one annotation event from Label Studio (created, updated, deleted). Only records; never trains.
 
     The shared secret comes in the header named by TRIAGE_LABELSTUDIO__WEBHOOK_HEADER
-    (default X-Triage-Webhook-Secret), or as `?secret=`.
+    (default X-Triage-Webhook-Secret); a secret in the query string is not accepted.
     """
+    payload: dict[str, Any] = body.model_dump()
     try:
         outcome = review.record_webhook(payload)
     except WebhookPayloadError as err:

@@ -44,9 +44,13 @@ async def score(body: ScoreRequest, serving: ServingDep, batcher: BatcherDep, re
     tickets = [Ticket(t.id, t.text, t.metadata) for t in body.tickets]
     validate_tickets(tickets, serving.scorer.limits)
     used, scored = await batcher.score(tickets)
-    review = request.app.state.review
-    if review is not None:
-        # Every ticket: those routed to review are queued; queued ones this model routes automatically leave.
-        review.enqueue(scored, used.loaded.name, used.loaded.version)
+    request.app.state.metrics.observe_scored(scored)
+    spool = request.app.state.review_spool  # holds the tickets when the outbox fails: never a 500 for that
+    if spool is not None:
+        # Those routed to review are queued; with policy review.withdraw_auto_routed, queued ones this model
+        # routes automatically leave, so every ticket goes (the review service sorts them).
+        withdraw = request.app.state.review.policy.review.withdraw_auto_routed
+        pending = scored if withdraw else [s for s in scored if s.decision.route == "review"]
+        spool.enqueue(pending, used.loaded.name, used.loaded.version)
     return ScoreResponse(model=ModelRef(name=used.loaded.name, version=used.loaded.version),
                          results=[to_result(s) for s in scored])

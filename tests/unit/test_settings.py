@@ -32,6 +32,7 @@ def test_tracking_uri_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 def test_prod_refuses_placeholder_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIAGE_ENV", "prod")
     monkeypatch.setenv("TRIAGE_LABELSTUDIO__ENABLED", "true")
+    monkeypatch.setenv("TRIAGE_API_KEYS", "ops:a-real-key-789")
     with pytest.raises(ValidationError, match=r"labelstudio\.api_token is a placeholder"):
         Settings()
     monkeypatch.setenv("TRIAGE_LABELSTUDIO__API_TOKEN", "a-real-token-123")

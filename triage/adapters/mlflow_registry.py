@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import tempfile
@@ -72,15 +73,33 @@ def configure(settings: Settings) -> MlflowClient:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    if client.get_experiment_by_name(settings.mlflow.experiment) is None:
-        location = None
-        if uri.startswith("sqlite:"):
-            settings.artifact_root.mkdir(parents=True, exist_ok=True)
-            location = settings.artifact_root.resolve().as_uri()
-        client.create_experiment(settings.mlflow.experiment, artifact_location=location)
-    mlflow.set_experiment(settings.mlflow.experiment)
+    # Two first runs at once would both migrate the new SQLite schema and create the experiment: the second
+    # breaks the store for good. One process at a time initialises it, behind a file lock beside the store.
+    with _store_lock(settings.home / ".mlflow-store.lock" if uri.startswith("sqlite:") else None):
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        if client.get_experiment_by_name(settings.mlflow.experiment) is None:
+            location = None
+            if uri.startswith("sqlite:"):
+                settings.artifact_root.mkdir(parents=True, exist_ok=True)
+                location = settings.artifact_root.resolve().as_uri()
+            client.create_experiment(settings.mlflow.experiment, artifact_location=location)
+        mlflow.set_experiment(settings.mlflow.experiment)
     return client
+
+
+@contextmanager
+def _store_lock(path: Path | None) -> Iterator[None]:
+    """An exclusive advisory lock on `path` (no lock for a tracking server, which serialises itself)."""
+    if path is None:
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 @contextmanager

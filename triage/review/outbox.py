@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -10,6 +11,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from triage.errors import ReviewError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue (
@@ -134,13 +137,22 @@ class Outbox:
 
     def __init__(self, path: str | Path, busy_timeout_ms: int = 10_000) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._busy = busy_timeout_ms
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._conn().executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
-        self._migrate()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Ticket text lives here: owner-only (SQLite gives its -wal and -shm files the same mode).
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            self._conn().executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
+            self._migrate()
+        except (sqlite3.Error, OSError) as err:
+            self.close()
+            raise ReviewError(
+                f"cannot open the review outbox {self.path.resolve()}: {err}. Make its directory writable by "
+                f"this user (uid {os.getuid()}), or point TRIAGE_LABELSTUDIO__OUTBOX_PATH at a writable file, "
+                "or turn review off with TRIAGE_LABELSTUDIO__ENABLED=false") from err
 
     def _migrate(self) -> None:
         """Add columns newer than the file (one write transaction, so concurrent openers add them once)."""
@@ -172,7 +184,8 @@ class Outbox:
         try:
             yield db
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite rolls back by itself on some errors (disk full): keep the real one
+                db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
 

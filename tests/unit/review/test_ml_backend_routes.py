@@ -87,7 +87,7 @@ def test_predict_names_tasks_without_text(client: TestClient) -> None:
 def test_predict_refuses_a_foreign_labeling_config(client: TestClient) -> None:
     r = client.post("/ml/predict", json={"tasks": [{"id": 1, "data": {"text": "hi"}}],
                                          "label_config": '<View><Image name="img" value="$image"/></View>'})
-    assert r.status_code == 422 and "labeling config" in r.json()["message"]
+    assert r.status_code == 409 and "labeling config" in r.json()["message"]
 
 
 def test_webhook_is_acknowledged(client: TestClient) -> None:

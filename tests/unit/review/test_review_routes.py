@@ -46,10 +46,12 @@ def test_records_an_event_with_the_secret(client: TestClient, service: ReviewSer
     assert service.status()["annotations"] == 1
 
 
-def test_secret_in_the_query_works_too(client: TestClient, service: ReviewService,
-                                       backend: InMemoryReviewBackend) -> None:
+def test_secret_in_the_query_is_refused(client: TestClient, service: ReviewService,
+                                        backend: InMemoryReviewBackend) -> None:
     r = client.post("/v1/review/webhook?secret=dev-secret", json=_event(service, backend))
-    assert r.status_code == 200
+    assert r.status_code == 401
+    assert "missing webhook secret" in r.json()["message"]
+    assert service.status()["annotations"] == 0
 
 
 @pytest.mark.parametrize("headers, message", [({}, "missing webhook secret"), ({HEADER: "nope"}, "wrong")])

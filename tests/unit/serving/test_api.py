@@ -121,7 +121,7 @@ def test_no_tickets(client: TestClient) -> None:
 
 def test_duplicate_ids(client: TestClient) -> None:
     body = {"tickets": [{"id": "A", "text": "one"}, {"id": "B", "text": "two"}, {"id": "A", "text": "three"}]}
-    _assert_error(client.post("/v1/score", json=body), 422, "invalid_tickets", "duplicate ids", "A", ids=["A"])
+    _assert_error(client.post("/v1/score", json=body), 409, "duplicate_ids", "duplicate ids", "A", ids=["A"])
 
 
 def test_malformed_json(client: TestClient) -> None:
