@@ -126,11 +126,11 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
 
 def _fill(directory: Path) -> Path:
     filler = directory / "filler"
-    with filler.open("wb") as f:
+    # Unbuffered: a partial last write leaves nothing in a buffer for close() to fail on (ENOSPC at close).
+    with filler.open("wb", buffering=0) as f:
         try:
             while True:
                 f.write(b"\0" * 65536)
-                f.flush()
         except OSError:
             pass
     return filler
