@@ -12,8 +12,9 @@ from fastapi import FastAPI
 from serving import errors
 from serving.batching import MicroBatcher
 from serving.model_source import DirectorySource, ModelSource, RegistrySource, Reloader
-from serving.routes import health, ml_backend, model, review, score
+from serving.routes import decisions, health, ml_backend, model, review, score
 from serving.state import ModelSlot
+from triage.decisions.service import build_decision_log
 from triage.review.service import build_review_service
 from triage.scorer import TicketLimits
 from triage.settings import Settings, get_settings
@@ -50,10 +51,15 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
         review_service = app.state.review
         if review_service is not None:
             review_service.start()
+        decision_log = app.state.decisions
+        if decision_log is not None:
+            await asyncio.to_thread(decision_log.start)
         try:
             yield
         finally:
             reloader.stop()
+            if decision_log is not None:  # before the review outbox closes: the audit sample goes there
+                await asyncio.to_thread(decision_log.stop)
             if review_service is not None:
                 await asyncio.to_thread(review_service.stop)
                 review_service.outbox.close()
@@ -71,6 +77,7 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
     app.state.policy = policy
     app.state.slot = ModelSlot()
     app.state.review = build_review_service(settings, policy)
+    app.state.decisions = build_decision_log(settings, policy.version, app.state.review)
     errors.install(app)
     app.add_middleware(errors.BodySizeLimit, max_bytes=settings.serving.max_body_bytes)
     app.include_router(health.router)
@@ -78,4 +85,5 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
     app.include_router(model.router)
     app.include_router(review.router)
     app.include_router(ml_backend.router)
+    app.include_router(decisions.router)
     return app

@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -123,6 +123,9 @@ class ReviewService:
         self._thread: threading.Thread | None = None
         self._last_ok: float | None = None
         self._last_error: str | None = None
+        # Told of every stored annotation and retraction (the decision log joins them to its decisions).
+        self.on_label: Callable[[AnnotationRecord], None] | None = None
+        self.on_retract: Callable[[Sequence[int]], None] | None = None
 
     # ------------------------------------------------------------------------------------------ in
 
@@ -262,14 +265,24 @@ class ReviewService:
         if not version and ticket_id is not None:
             row = self.outbox.queued(ticket_id)
             version = row.model_version if row else None
-        return self.outbox.record_annotation(AnnotationRecord(
+        rec = AnnotationRecord(
             annotation_id=a.annotation_id, task_id=a.task_id, ticket_id=ticket_id,
             text=str(data.get("text") or ""), annotator=a.annotator, categories=tuple(cats), severity=sev,
             rationale=rationale, result=json.dumps(list(a.result)), created_at=a.created_at,
             updated_at=a.updated_at, model_version=version,
             policy_version=str(data.get("policy_version") or self.policy.version),
             was_cancelled=a.was_cancelled, via=via,
-        ))
+        )
+        outcome = self.outbox.record_annotation(rec)
+        if self.on_label is not None and outcome in ("created", "updated"):
+            self.on_label(rec)
+        return outcome
+
+    def _retract(self, annotation_ids: Sequence[int], via: str) -> int:
+        n = self.outbox.retract(annotation_ids, via=via)
+        if self.on_retract is not None:
+            self.on_retract(annotation_ids)
+        return n
 
     def record_webhook(self, payload: Mapping[str, Any]) -> str:
         """Record one Label Studio event (annotation created/updated/deleted); never trains. Returns the outcome."""
@@ -286,7 +299,7 @@ class ReviewService:
             raw = payload.get("annotations")
             if not isinstance(raw, list) or not all(isinstance(a, Mapping) and "id" in a for a in raw):
                 raise WebhookPayloadError(f"{action}: 'annotations' must be a list of objects with an 'id'")
-            n = self.outbox.retract([int(a["id"]) for a in raw], via="webhook")
+            n = self._retract([int(a["id"]) for a in raw], via="webhook")
             return f"deleted {n}"
         if action not in UPSERT_ACTIONS:
             return f"ignored: {action}"
@@ -330,7 +343,7 @@ class ReviewService:
         outcomes = [self._record(a, via="sync") for a in snap.annotations]
         present = {a.annotation_id for a in snap.annotations}
         gone = sorted(self.outbox.live_annotation_ids(sorted(snap.task_ids)) - present)
-        deleted = self.outbox.retract(gone, via="sync") if gone else 0
+        deleted = self._retract(gone, via="sync") if gone else 0
         return PullReport(seen=len(present), created=outcomes.count("created"),
                           updated=outcomes.count("updated"), deleted=deleted)
 
