@@ -66,6 +66,8 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="directory for report.html and the CSV files")],
     since: Annotated[str | None, typer.Option(help="ISO-8601 start (inclusive); default: 28 days before until")] = None,
     until: Annotated[str | None, typer.Option(help="ISO-8601 end (exclusive); default: now")] = None,
+    drift: Annotated[bool, typer.Option(help="compare the last 7 days with the training data (needs the "
+                                             "reference GET /v1/drift caches)")] = True,
 ) -> None:
     """Write the escalation report for a period: report.html (self-contained) and one CSV per table."""
     settings = get_settings()
@@ -74,5 +76,5 @@ def report(
     if start >= end:
         raise typer.BadParameter(f"--since ({start:%Y-%m-%d %H:%M}) must be before --until ({end:%Y-%m-%d %H:%M})")
     store = _store(settings)
-    page = write_report(store, Period(start, end), settings.load_policy(), out)
+    page = write_report(store, Period(start, end), settings.load_policy(), out, drift=drift, home=settings.home)
     typer.echo(str(page))

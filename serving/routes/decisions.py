@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import threading
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from serving.decision_schemas import DecisionPageOut, TicketDecisionsOut, decision_out
-from serving.deps import ApiKey, DecisionLogDep, PolicyDep
+from serving.decision_schemas import DecisionPageOut, DriftOut, TicketDecisionsOut, decision_out
+from serving.deps import ApiKey, DecisionLogDep, PolicyDep, ServingDep, SettingsDep
 from serving.schemas import ErrorOut
-from triage.decisions.store import MAX_PAGE, to_utc_naive
+from triage.decisions.drift import (
+    DriftReference,
+    cached_reference,
+    compare,
+    recent_rows,
+    reference_path,
+    training_sample,
+)
+from triage.decisions.store import MAX_PAGE, to_utc_naive, utcnow
 from triage.errors import DecisionQueryError
 
 router = APIRouter(prefix="/v1", tags=["decisions"], dependencies=[ApiKey])
@@ -52,3 +61,39 @@ def list_decisions(
                           until=None if until is None else to_utc_naive(until),
                           category=category, route=route, limit=limit, cursor=cursor)
     return DecisionPageOut(items=[decision_out({**r, "labels": []}) for r in page.items], next_cursor=page.next_cursor)
+
+
+_reference_lock = threading.Lock()
+
+
+@router.get("/drift", response_model=DriftOut, responses=ERRORS)
+def drift(
+    log: DecisionLogDep,
+    serving: ServingDep,
+    settings: SettingsDep,
+    since: Annotated[datetime | None, Query(description="ISO-8601; default: 7 days before until")] = None,
+    until: Annotated[datetime | None, Query(description="ISO-8601; default: now")] = None,
+) -> DriftOut:
+    """Recent score, text-length and script mix vs the training data (PSI), and far clusters of review tickets.
+
+    The first call for a model version scores a sample of its training texts (seconds to a minute) and caches it.
+    """
+    end = to_utc_naive(until) if until else utcnow()
+    start = to_utc_naive(since) if since else end - timedelta(days=7)
+    if start >= end:
+        raise DecisionQueryError(f"since ({start.isoformat()}) must be before until ({end.isoformat()})")
+    loaded = serving.loaded
+    with _reference_lock:
+        ref = cached_reference(settings.home, loaded.name, loaded.version)
+        if ref is None:
+            texts = training_sample(settings.datasets_dir)
+            clf = loaded.classifier
+            ref = DriftReference.build(f"{loaded.name}/{loaded.version}", clf.card.categories, texts,
+                                       clf.predict(texts).categories)
+            ref.save(reference_path(settings.home, loaded.name, loaded.version))
+    log.recorder.flush()
+    rows = [r for r in recent_rows(log.store, start, end)
+            if (r["model_name"], r["model_version"]) == (loaded.name, loaded.version)]
+    result = compare(ref, rows)
+    return DriftOut(since=start, until=end, decisions=result.decisions, drifted=result.drifted,
+                    features=result.features, clusters=result.clusters, notes=result.notes)

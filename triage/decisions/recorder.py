@@ -100,6 +100,7 @@ class Recorder:
         self._queue: queue.Queue[_Batch] = queue.Queue()
         self._queued = 0  # decisions waiting (approximate under races; only bounds memory)
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()  # a flush returns only once every decision queued before it is written
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.written = 0
@@ -138,11 +139,12 @@ class Recorder:
     def flush(self) -> int:
         """Write every queued decision now (from the caller's thread); returns how many were written."""
         total = 0
-        while True:
-            rows, audits = self._take(self.settings.batch_size)
-            if not rows:
-                return total
-            total += self._write(rows, audits)
+        with self._write_lock:
+            while True:
+                rows, audits = self._take(self.settings.batch_size)
+                if not rows:
+                    return total
+                total += self._write(rows, audits)
 
     def _take(self, limit: int) -> tuple[list[dict[str, Any]], list[_Batch]]:
         """Up to about `limit` rows from what is queued now (never waits)."""

@@ -152,6 +152,42 @@ def _table_html(df: pd.DataFrame, max_rows: int = 60) -> str:
     return shown.to_html(index=False, na_rep="", classes="data", border=0) + more
 
 
+def drift_section(tables: Mapping[str, pd.DataFrame], notes: list[str], period: str) -> str:
+    """The drift section: PSI per comparison (flag line at 0.25) and the far clusters."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from triage.decisions.drift import PSI_FLAG
+
+    df = tables.get("drift", pd.DataFrame())
+    img = "<p class='empty chart-missing'>no chart: no drift reference or no decisions</p>"
+    if not df.empty:
+        fig, ax = plt.subplots(figsize=(9, 4))
+        try:
+            d = df.set_index("feature")["psi"]
+            d.plot(kind="barh", ax=ax, color=["#d95f02" if v >= PSI_FLAG else "#1b9e77" for v in d])
+            ax.axvline(PSI_FLAG, color="grey", linestyle="--", label=f"PSI {PSI_FLAG} (flag)")
+            ax.set_xlabel("population stability index vs training data")
+            ax.legend(fontsize=7)
+            ax.set_title("Drift")
+            img = f"<img class='chart' alt='Drift chart' src='data:image/png;base64,{_png(fig)}'>"
+        finally:
+            plt.close(fig)
+    flagged = [] if df.empty else df.loc[df["flagged"].astype(bool), "feature"].tolist()
+    clusters = tables.get("drift_clusters", pd.DataFrame())
+    verdict = (f"<p class='verdict flagged'>Flagged: {html.escape(', '.join(flagged))}"
+               f"{' and ' if flagged and len(clusters) else ''}"
+               f"{f'{len(clusters)} cluster(s) far from the training data' if len(clusters) else ''}</p>"
+               if flagged or len(clusters) else "<p class='verdict'>No drift flagged.</p>")
+    note_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    return (f"<section id='drift'><h2>Drift</h2><p class='q'>Do recent inputs ({html.escape(period)}) still look "
+            f"like the training data? New clusters of review tickets?</p>{verdict}{img}{_table_html(df)}"
+            f"<h3>Far clusters of review tickets</h3>{_table_html(clusters)}<ul>{note_html}</ul>"
+            f"<p class='csv'>CSV: drift.csv, drift_clusters.csv</p></section>")
+
+
 def render_html(tables: Mapping[str, pd.DataFrame], period: Period, extra: Mapping[str, str] | None = None,
                 sections: tuple[Section, ...] = SECTIONS) -> str:
     """The report page; `extra` adds ready-made HTML sections (drift) by title."""
@@ -178,16 +214,30 @@ border-bottom:1px solid #ddd}} .q{{color:#444}} nav a{{margin-right:1em}} .empty
 UTC (until exclusive); generated {generated}.</p><nav>{''.join(nav)}</nav>{''.join(parts)}</body></html>"""
 
 
-def write_report(store: DecisionStore, period: Period, policy: Policy, out_dir: Path,
-                 extra_tables: Mapping[str, pd.DataFrame] | None = None,
-                 extra_html: Mapping[str, str] | None = None) -> Path:
-    """Write report.html and one CSV per table into `out_dir`; returns the HTML file's path."""
+def write_report(store: DecisionStore, period: Period, policy: Policy, out_dir: Path, drift: bool = True,
+                 home: Path | None = None, reference: Any = None) -> Path:
+    """Write report.html and one CSV per table into `out_dir`; returns the HTML file's path.
+
+    Drift compares the period's last 7 days with the training data, using `reference` or the reference cached
+    in `home` for the period's main model version.
+    """
+    from datetime import timedelta
+
+    from triage.decisions.drift import drift_for_period, drift_tables
+
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = report_tables(store, period, policy)
-    for name, df in {**tables, **(extra_tables or {})}.items():
+    extra: dict[str, str] = {}
+    if drift:
+        since = max(period.since, period.until - timedelta(days=7))
+        result, notes = drift_for_period(store, since, period.until, home, reference)
+        dt = drift_tables(result) if result is not None else {}
+        tables.update(dt)
+        extra["drift"] = drift_section(dt, notes, f"{since:%Y-%m-%d} to {period.until:%Y-%m-%d}")
+    for name, df in tables.items():
         df.to_csv(out_dir / f"{name}.csv", index=False)
     page = out_dir / "report.html"
-    page.write_text(render_html(tables, period, extra_html), encoding="utf-8")
+    page.write_text(render_html(tables, period, extra), encoding="utf-8")
     return page
 
 

@@ -93,3 +93,23 @@ def test_log_off_means_503_not_500(keyed: Settings, tiny_loaded: LoadedModel) ->
         assert c.post("/v1/score", json=tickets("hello"), headers=KEY).status_code == 200
         r = c.get("/v1/decisions/T-0", headers=KEY)
         assert r.status_code == 503 and "TRIAGE_DECISIONS__ENABLED" in r.json()["message"]
+
+
+def test_drift_endpoint(keyed: Settings, tiny_loaded: LoadedModel) -> None:
+    local = keyed.model_copy(update={"datasets_dir": None})  # reference from the shipped examples: fast
+    with TestClient(create_app(local, source=StaticSource(tiny_loaded))) as c:
+        texts = [f"win a free prize number {i}, click bit.ly/{i}" for i in range(150)]
+        for start in range(0, 150, 50):
+            body = {"tickets": [{"id": f"S-{i}", "text": t} for i, t in enumerate(texts[start:start + 50], start)]}
+            assert c.post("/v1/score", json=body, headers=KEY).status_code == 200
+        r = c.get("/v1/drift", headers=KEY)
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["decisions"] == 150 and out["drifted"] is True, out
+        assert {f["feature"] for f in out["features"]} >= {"score:spam", "text_length", "script_mix"}
+        assert any(f["flagged"] for f in out["features"])
+        assert (local.home / "drift" / "triage-1.joblib").is_file()  # cached for the next call
+        bad = c.get("/v1/drift", params={"since": "2026-11-10T00:00:00", "until": "2026-11-01T00:00:00"}, headers=KEY)
+        assert bad.status_code == 422 and "must be before until" in bad.json()["message"]
+        assert c.get("/v1/drift", params={"since": "soon"}, headers=KEY).status_code == 422
+        assert c.get("/v1/drift").status_code == 401

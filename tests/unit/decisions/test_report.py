@@ -11,10 +11,13 @@ import pytest
 
 from tests.unit.decisions.synthetic import START, fill
 from tests.unit.review.conftest import scored
+from triage.data.sources import load_examples
 from triage.decisions.analytics import Period, report_tables
+from triage.decisions.drift import DriftReference
 from triage.decisions.recorder import Recorder
 from triage.decisions.report import SECTIONS, write_report
 from triage.decisions.store import DecisionStore, ExpertLabel
+from triage.models.base import Classifier
 from triage.settings import DecisionsSettings
 from triage.taxonomy import Policy
 
@@ -61,8 +64,9 @@ def test_tables_on_hand_made_decisions(store: DecisionStore, policy: Policy) -> 
 
 def test_report_html_and_csv(store: DecisionStore, policy: Policy, tmp_path: Path) -> None:
     until = fill(store, policy, n=900)
-    page = write_report(store, Period(START, until), policy, tmp_path / "out")
+    page = write_report(store, Period(START, until), policy, tmp_path / "out", drift=False)
     text = page.read_text()
+    assert "<section id='drift'>" not in text
     for s in SECTIONS:
         block = re.search(rf"<section id='{s.key}'>(.*?)</section>", text, re.S)
         assert block is not None, s.key
@@ -77,3 +81,19 @@ def test_report_html_and_csv(store: DecisionStore, policy: Policy, tmp_path: Pat
     assert set(prec["measured_against"]) == {"expert labels", "audit sample"}
     pooled = prec[prec["measured_against"] == "expert labels"]
     assert 0.75 < pooled["correct"].sum() / pooled["labelled"].sum() < 0.95  # synthetic experts agree 85% of the time
+
+
+def test_report_drift_section(store: DecisionStore, policy: Policy, tmp_path: Path,
+                              tiny_classifier: Classifier) -> None:
+    until = fill(store, policy, n=400, weeks=2)
+    texts = [e.text for e in load_examples()]
+    ref = DriftReference.build("triage/7", tiny_classifier.card.categories, texts,
+                               tiny_classifier.predict(texts).categories)
+    text = write_report(store, Period(START, until), policy, tmp_path / "out", reference=ref).read_text()
+    block = re.search(r"<section id='drift'>(.*?)</section>", text, re.S)
+    assert block is not None and "data:image/png;base64," in block.group(1)
+    drift = pd.read_csv(tmp_path / "out" / "drift.csv")
+    assert {"score:spam", "text_length", "script_mix"} <= set(drift["feature"])
+    # Without a reference cached for the model, the section says how to get one instead of failing.
+    text = write_report(store, Period(START, until), policy, tmp_path / "out2", home=tmp_path / "h").read_text()
+    assert "no drift reference for model triage v7 yet" in text
