@@ -16,9 +16,11 @@ import queue
 import threading
 import time
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from triage.decisions.store import DecisionStore, utcnow
@@ -33,16 +35,19 @@ _SCRIPTS = (("LATIN", "latin"), ("CYRILLIC", "cyrillic"), ("ARABIC", "arabic"), 
             ("DEVANAGARI", "devanagari"), ("THAI", "thai"))
 
 
+@lru_cache(maxsize=65_536)
+def _script_of_char(ch: str) -> str:
+    name = unicodedata.name(ch, "")
+    return next((s for prefix, s in _SCRIPTS if name.startswith(prefix)), "other")
+
+
 def script_of(text: str, sample: int = 400) -> str:
     """The dominant writing system of a text's letters (the language mix a log can see without a detector)."""
-    counts: dict[str, int] = {}
-    for ch in text[:sample]:
-        if not ch.isalpha():
-            continue
-        name = unicodedata.name(ch, "")
-        script = next((s for prefix, s in _SCRIPTS if name.startswith(prefix)), "other")
-        counts[script] = counts.get(script, 0) + 1
-    return max(counts, key=lambda k: counts[k]) if counts else "none"
+    head = text[:sample]
+    if head.isascii():
+        return "latin" if any(ch.isalpha() for ch in head) else "none"
+    counts: Counter[str] = Counter(_script_of_char(ch) for ch in head if ch.isalpha())
+    return counts.most_common(1)[0][0] if counts else "none"
 
 
 def key_id(key: str) -> str:
