@@ -96,7 +96,7 @@ def throughput(model_dir: Path, texts: list[str], duration: float, rounds: int, 
             env = {"TRIAGE_LABELSTUDIO__ENABLED": "false", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT),
                    "TRIAGE_SERVING__MODEL_DIR": str(model_dir), "TRIAGE_HOME": str(home / f"api-{mode}-{r}"),
                    "TRIAGE_DECISIONS__ENABLED": "true" if mode == "on" else "false"}
-            with served(env) as (url, pid):
+            with served(env, ready_timeout_s=900) as (url, pid):
                 port = int(url.rsplit(":", 1)[1])
                 _phase(port, pid, bodies, concurrency, 3.0)  # warm-up
                 runs[mode].append(_phase(port, pid, bodies, concurrency, duration))

@@ -5,9 +5,11 @@ Every table is a DataFrame that is written as CSV as it is, so a spreadsheet sho
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -110,30 +112,32 @@ def expert_agreement(labels: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-def expert_verdicts(decisions: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
-    """One row per labelled decision: the experts' majority categories (ties: the latest label wins)."""
+def expert_verdicts(labels: pd.DataFrame) -> pd.DataFrame:
+    """One row per labelled decision: the experts' majority categories (ties: the latest label wins), and whether
+    the model's category was right by the same vote."""
     cols = ["decision_id", "expert_categories", "category_correct"]
     if labels.empty:
         return pd.DataFrame(columns=cols)
+    groups: dict[int, list[tuple[Any, list[str], bool]]] = {}
+    for did, at, cats, ok in zip(labels["decision_id"], labels["labelled_at"], labels["categories"],
+                                 labels["category_correct"], strict=True):
+        groups.setdefault(int(did), []).append((at, list(cats), bool(ok)))
     rows = []
-    for did, group in labels.sort_values("labelled_at").groupby("decision_id"):
+    for did, group in groups.items():
+        group.sort(key=lambda g: g[0])
         n = len(group)
-        counts: dict[str, int] = {}
-        for cats in group["categories"]:
-            for c in cats:
-                counts[c] = counts.get(c, 0) + 1
-        latest = set(group["categories"].iloc[-1])
-        majority = {c for c, k in counts.items() if 2 * k > n or (2 * k == n and c in latest)}
-        share = float(group["category_correct"].astype(float).mean())
-        correct = share > 0.5 or (share == 0.5 and bool(group["category_correct"].iloc[-1]))
-        rows.append({"decision_id": did, "expert_categories": sorted(majority), "category_correct": correct})
+        counts = Counter(c for _, cats, _ in group for c in set(cats))
+        latest = set(group[-1][1])
+        majority = sorted(c for c, k in counts.items() if 2 * k > n or (2 * k == n and c in latest))
+        right = sum(ok for _, _, ok in group)
+        correct = 2 * right > n or (2 * right == n and group[-1][2])
+        rows.append({"decision_id": did, "expert_categories": majority, "category_correct": correct})
     return pd.DataFrame(rows, columns=cols)
 
 
-def confusion(decisions: pd.DataFrame, labels: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+def confusion(decisions: pd.DataFrame, verdicts: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     """Model vs expert per category over labelled decisions: model positive = the decision's category."""
     cols = ["category", "tp", "fp", "fn", "tn", "precision", "recall"]
-    verdicts = expert_verdicts(decisions, labels)
     if verdicts.empty:
         return pd.DataFrame(columns=cols)
     j = verdicts.merge(decisions[["id", "category"]].rename(columns={"id": "decision_id"}), on="decision_id")
@@ -149,11 +153,10 @@ def confusion(decisions: pd.DataFrame, labels: pd.DataFrame, policy: Policy) -> 
     return pd.DataFrame(rows, columns=cols)
 
 
-def auto_precision(decisions: pd.DataFrame, labels: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+def auto_precision(decisions: pd.DataFrame, verdicts: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     """Precision of auto-routed decisions per category, checked against later expert labels (every auto decision
     an expert happened to label) and against the random audit sample (unbiased), beside the policy's target."""
     cols = ["category", "measured_against", "labelled", "correct", "precision", "target_precision"]
-    verdicts = expert_verdicts(decisions, labels)
     if verdicts.empty:
         return pd.DataFrame(columns=cols)
     auto = decisions.loc[decisions["route"] == "auto", ["id", "category", "audit_sample"]]
@@ -192,12 +195,13 @@ def rising(decisions: pd.DataFrame, until: datetime, top: int = 10) -> pd.DataFr
 def report_tables(store: DecisionStore, period: Period, policy: Policy) -> dict[str, pd.DataFrame]:
     """Every table of the report, by name (the CSV file names)."""
     decisions, labels = load_frames(store, period)
+    verdicts = expert_verdicts(labels)
     return {
         "volume": volume(decisions),
         "route_share": route_share(decisions),
         "review_time": review_time(decisions, labels, policy.severity_names),
         "expert_agreement": expert_agreement(labels, policy),
-        "confusion": confusion(decisions, labels, policy),
-        "auto_precision": auto_precision(decisions, labels, policy),
+        "confusion": confusion(decisions, verdicts, policy),
+        "auto_precision": auto_precision(decisions, verdicts, policy),
         "rising": rising(decisions, period.until),
     }

@@ -45,11 +45,22 @@ def _volume(df: pd.DataFrame, ax: Any) -> bool:
     if df.empty:
         return False
     t = df.pivot_table(index="day", columns="category", values="decisions", aggfunc="sum", fill_value=0)
-    t.plot(kind="bar", stacked=True, ax=ax, width=0.9, colormap="tab20")
-    ax.set_ylabel("decisions per day")
-    ax.legend(fontsize=7, ncol=2)
-    ax.tick_params(axis="x", labelsize=6)
+    x = range(len(t.index))
+    colours = matplotlib_colours(len(t.columns))
+    ax.stackplot(x, t.T.to_numpy(), labels=[str(c) for c in t.columns], colors=colours)
+    step = max(1, len(t.index) // 12)
+    ax.set_xticks(list(x)[::step], [str(d) for d in t.index[::step]], rotation=45, fontsize=7, ha="right")
+    ax.set_ylabel("decisions per day (stacked by category)")
+    ax.legend(fontsize=7, ncol=2, loc="upper left")
     return True
+
+
+def matplotlib_colours(n: int) -> list[Any]:
+    """`n` distinguishable colours."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab20"]
+    return [cmap(i % 20) for i in range(n)]
 
 
 def _route(df: pd.DataFrame, ax: Any) -> bool:
