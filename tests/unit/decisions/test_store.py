@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from tests.unit.review.conftest import scored
 from triage.decisions.recorder import Recorder, in_audit_sample, key_id, script_of
-from triage.decisions.store import DecisionStore, ExpertLabel
+from triage.decisions.store import DecisionStore, ExpertLabel, utcnow
 from triage.errors import DecisionQueryError
 from triage.settings import DecisionsSettings
 
@@ -134,3 +135,30 @@ def test_helpers() -> None:
     assert 0.08 < share < 0.12 and not in_audit_sample("T-1", 0.0)
     assert key_id("team-key-1") == key_id("team-key-1") != key_id("team-key-2")
     assert "team" not in key_id("team-key-1")[4:]
+
+
+def test_audit_sample_of_auto_decisions_goes_to_review(store: DecisionStore) -> None:
+    sent: list[tuple[list[str], str, str]] = []
+    rec = Recorder(store, DecisionsSettings(audit_rate=1.0), "p",
+                   audit_sink=lambda items, name, version: sent.append(([i.ticket.id for i in items], name, version))
+                   or len(items))
+    rec.record([scored("A-1", 0.9, route="auto"), scored("R-1", 0.3), scored("A-2", 0.9, route="auto")], "m", "4")
+    rec.flush()
+    assert sent == [(["A-1", "A-2"], "m", "4")]
+    flags = {r["ticket_id"]: r["audit_sample"] for r in store.decisions_between(None, None)}
+    assert flags == {"A-1": True, "R-1": False, "A-2": True}
+
+
+def test_scheduled_purge_runs_in_the_writer(store: DecisionStore) -> None:
+    rec = recorder(store, store_text=True, retention_days=1, purge_interval_s=0.05, flush_interval_s=0.05)
+    rec.record([scored("old", 0.4)], "m", "1", None, utcnow() - timedelta(days=3))
+    rec.record([scored("new", 0.4)], "m", "1")
+    rec.start()
+    try:
+        for _ in range(100):
+            if store.count() == 2 and store.for_ticket("old")[0]["text"] is None:
+                break
+            time.sleep(0.05)
+    finally:
+        rec.stop()
+    assert store.for_ticket("old")[0]["text"] is None and store.for_ticket("new")[0]["text"] == "text of new"
