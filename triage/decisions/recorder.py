@@ -4,8 +4,9 @@ The request only appends (ScoredTicket list, model, key id) to a queue; the writ
 them in batches of up to `batch_size` every `flush_interval_s`, marks the audit sample, and purges stored texts
 past retention on a schedule. `stop()` drains the queue before returning, so a clean shutdown loses nothing.
 A crash (kill -9, power loss) loses what was still queued: at most about `flush_interval_s` of decisions plus the
-batch being written. When the database is down, batches are retried and the queue fills; once `queue_max`
-decisions wait, new ones are dropped and counted (`dropped`), and scoring itself never waits or fails.
+batch being written. When the database is down, a batch is retried five times (about 3 s) and then dropped and
+counted (`dropped`, logged as an error); once `queue_max` decisions wait, new ones are dropped likewise. Scoring
+itself never waits or fails because of the log.
 """
 
 from __future__ import annotations
