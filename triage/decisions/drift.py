@@ -59,7 +59,7 @@ class DriftReference:
 
     model: str
     categories: list[str]
-    scores: np.ndarray  # (n, C) the model's calibrated category scores on the training sample
+    scores: np.ndarray  # (n, C) the model's calibrated category scores on the training sample, 6 decimals
     lengths: np.ndarray  # (n,)
     scripts: dict[str, int]
     vectorizer: Any = None  # fitted char n-gram TfidfVectorizer
@@ -79,7 +79,8 @@ class DriftReference:
         vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 4), min_df=2, max_features=50_000,
                               sublinear_tf=True, dtype=np.float32)
         emb = vec.fit_transform([texts[i] for i in base])
-        ref = cls(model, list(categories), np.asarray(scores, dtype=np.float32),
+        # Rounded as the log rounds them (6 decimals): a point mass must fall in the same bin on both sides.
+        ref = cls(model, list(categories), np.round(np.asarray(scores, dtype=np.float64), 6),
                   np.array([len(t) for t in texts]), dict(Counter(script_of(t) for t in texts)), vec, emb)
         ref.far_distance = float(np.quantile(ref.distances([texts[i] for i in held]), 0.99))
         return ref
@@ -140,7 +141,7 @@ def compare(ref: DriftReference, rows: Sequence[Mapping[str, Any]], min_decision
 
     if n:
         for j, cat in enumerate(ref.categories):
-            recent = np.array([float(r["category_scores"].get(cat, 0.0)) for r in rows])
+            recent = np.round(np.array([float(r["category_scores"].get(cat, 0.0)) for r in rows]), 6)
             add(f"score:{cat}", psi(ref.scores[:, j], recent),
                 f"mean {recent.mean():.3f} (training {ref.scores[:, j].mean():.3f})")
         lengths = np.array([int(r["text_length"]) for r in rows])
