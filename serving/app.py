@@ -15,8 +15,9 @@ from serving.batching import MicroBatcher
 from serving.metrics import Metrics
 from serving.model_source import DirectorySource, ModelSource, RegistrySource, Reloader
 from serving.observability import REQUEST_ID_HEADER, RequestContext, docs_urls
-from serving.routes import health, metrics, ml_backend, model, review, score
+from serving.routes import decisions, health, metrics, ml_backend, model, review, score
 from serving.state import ModelSlot
+from triage.decisions.service import build_decision_log
 from triage.review.retention import RetentionTask
 from triage.review.service import build_review_service
 from triage.review.spool import ReviewSpool
@@ -67,10 +68,15 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
                                   settings.ops.purge_interval_s) if review_service is not None else None
         if retention is not None:
             retention.start()
+        decision_log = app.state.decisions
+        if decision_log is not None:
+            await asyncio.to_thread(decision_log.start)
         try:
             yield
         finally:
             reloader.stop()
+            if decision_log is not None:  # before the review outbox closes: the audit sample goes there
+                await asyncio.to_thread(decision_log.stop)
             if retention is not None:
                 await asyncio.to_thread(retention.stop)
             if spool is not None:
@@ -94,6 +100,7 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
     app.state.slot = ModelSlot()
     app.state.review = build_review_service(settings, policy)
     app.state.review_spool = None
+    app.state.decisions = build_decision_log(settings, policy.version, app.state.review)
     errors.install(app)
     openapi.install(app, settings)
     app.add_middleware(errors.BodySizeLimit, max_bytes=settings.serving.max_body_bytes)
@@ -108,6 +115,7 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
     app.include_router(model.router)
     app.include_router(review.router)
     app.include_router(ml_backend.router)
+    app.include_router(decisions.router)
     if settings.ops.metrics_enabled:
         app.include_router(metrics.router)
     return app

@@ -6,15 +6,20 @@ a thread hop per dependency per request.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from functools import partial
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Header, HTTPException, Request, status
 
 from serving.batching import MicroBatcher
 from serving.security import given_key, match, named_keys
 from serving.state import ModelSlot, Serving
+from triage.decisions.recorder import key_id
+from triage.decisions.service import DecisionLog
 from triage.settings import Settings
 from triage.taxonomy import Policy
+from triage.tickets import ScoredTicket
 
 
 async def get_app_settings(request: Request) -> Settings:
@@ -76,9 +81,48 @@ async def require_api_key(
     request.state.api_key_name = name
 
 
+class RecordDecisions(Protocol):
+    """Puts a request's scored tickets on the decision log (queued; returns at once)."""
+
+    def __call__(self, items: Sequence[ScoredTicket], model_name: str, model_version: str) -> None: ...
+
+
+def _not_recorded(items: Sequence[ScoredTicket], model_name: str, model_version: str) -> None:
+    """The decision log is off."""
+
+
+async def get_decision_log(request: Request) -> DecisionLog:
+    """The decision log; 503 when it is turned off."""
+    decisions: DecisionLog | None = getattr(request.app.state, "decisions", None)
+    if decisions is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                            detail="the decision log is off (TRIAGE_DECISIONS__ENABLED=false)")
+    return decisions
+
+
+async def get_record_decisions(
+    request: Request,
+    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> RecordDecisions:
+    """Records this request's decisions under its API key's name (set by auth as request.state.api_key_name; a
+    plain key's name is its key_id), else, when no keys are configured, a hash of any key sent; the key itself is
+    never stored."""
+    decisions: DecisionLog | None = getattr(request.app.state, "decisions", None)
+    if decisions is None:
+        return _not_recorded
+    kid = getattr(request.state, "api_key_name", None)
+    if kid is None:
+        given = given_key(x_api_key, authorization)
+        kid = key_id(given) if given else None
+    return partial(decisions.recorder.record, api_key_id=kid)
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 PolicyDep = Annotated[Policy, Depends(get_policy)]
 SlotDep = Annotated[ModelSlot, Depends(get_slot)]
 ServingDep = Annotated[Serving, Depends(get_serving)]
 BatcherDep = Annotated[MicroBatcher, Depends(get_batcher)]
 ApiKey = Depends(require_api_key)
+DecisionLogDep = Annotated[DecisionLog, Depends(get_decision_log)]
+RecordDep = Annotated[RecordDecisions, Depends(get_record_decisions)]

@@ -16,7 +16,7 @@ from serving.batching import NoModelError
 from serving.observability import redacted_traceback
 from serving.schemas import ErrorOut
 from serving.validation import printable
-from triage.errors import DuplicateTicketIdsError, InvalidTicketsError
+from triage.errors import DecisionQueryError, DuplicateTicketIdsError, InvalidTicketsError
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,11 @@ async def invalid_tickets(request: Request, exc: Exception) -> JSONResponse:
     return _body(422, "invalid_tickets", str(exc), exc.ticket_ids)
 
 
+async def bad_query(request: Request, exc: Exception) -> JSONResponse:
+    """422 for an audit query the decision log cannot answer as asked."""
+    return _body(422, "invalid_query", str(exc))
+
+
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
     """Every HTTPException in the same body shape."""
     assert isinstance(exc, StarletteHTTPException)
@@ -99,6 +104,7 @@ def install(app: FastAPI) -> None:
     """Register the handlers on an app."""
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(InvalidTicketsError, invalid_tickets)
+    app.add_exception_handler(DecisionQueryError, bad_query)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(NoModelError, no_model)
     app.add_exception_handler(Exception, unexpected)

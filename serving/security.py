@@ -1,7 +1,8 @@
 """API keys with names: who called, checked in constant time; the name (never the key) goes to logs and records.
 
 TRIAGE_API_KEYS accepts `name1:key1,name2:key2`, a JSON object `{"name1": "key1"}`, or plain keys `key1,key2`
-(named `key-<first 8 hex of the key's SHA-256>`, so a log can tell them apart without holding them).
+(named by `triage.decisions.recorder.key_id`: `key-<first 12 hex of the key's SHA-256>`, so a log and the decision
+log can tell them apart without holding them).
 Keys are read from `X-API-Key`, `Authorization: Bearer <key>`, or `Authorization: Basic` with the key as the
 password (what Label Studio's ML-backend connection sends).
 """
@@ -10,12 +11,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 from dataclasses import dataclass
 
 from pydantic import SecretStr
 
+from triage.decisions.recorder import key_id
 from triage.settings import Settings
 
 
@@ -36,7 +37,7 @@ def named_keys(settings: Settings) -> list[NamedKey]:
         if sep and name and key:
             out.append(NamedKey(name.strip(), SecretStr(key.strip())))
         else:
-            out.append(NamedKey(f"key-{hashlib.sha256(value.encode()).hexdigest()[:8]}", entry))
+            out.append(NamedKey(key_id(value), entry))
     return out
 
 

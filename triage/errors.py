@@ -51,3 +51,7 @@ class ReviewBackendRejected(ReviewError):
 
 class WebhookPayloadError(ReviewError):
     """A webhook body is not a Label Studio event this service understands; the message says what is off."""
+
+
+class DecisionQueryError(TriageError):
+    """An audit query of the decision log that cannot be answered as asked (bad cursor, period reversed, ...)."""

@@ -106,6 +106,19 @@ class OpsSettings(BaseModel):
     purge_interval_s: float = Field(default=600.0, gt=0.0, description="how often the server purges ticket text")
     model_retry_s: float = Field(default=5.0, gt=0.0, le=3600.0, description="retry interval until a first model "
                                  "is served")
+class DecisionsSettings(BaseModel):
+    """The decision log: where every scored ticket is recorded, and what of it is kept."""
+
+    enabled: bool = True
+    url: str | None = Field(default=None, description="SQLAlchemy URL; None = SQLite file <home>/decisions.db")
+    store_text: bool = Field(default=False, description="keep ticket texts (deleted after retention_days)")
+    retention_days: float = Field(default=30.0, gt=0.0, description="how long stored texts are kept")
+    purge_interval_s: float = Field(default=3600.0, ge=0.0, description="scheduled text purge; 0 = off")
+    batch_size: int = Field(default=500, ge=1, le=100_000, description="decisions per database write")
+    flush_interval_s: float = Field(default=0.5, gt=0.0, le=60.0, description="longest wait before a write")
+    queue_max: int = Field(default=200_000, ge=1, description="decisions held in memory before dropping")
+    audit_rate: float = Field(default=0.02, ge=0.0, le=1.0,
+                              description="share of auto-routed decisions marked as the random audit sample")
 
 
 class Settings(BaseSettings):
@@ -123,6 +136,7 @@ class Settings(BaseSettings):
     mlflow: MlflowSettings = MlflowSettings()
     labelstudio: LabelStudioSettings = LabelStudioSettings()
     ops: OpsSettings = OpsSettings()
+    decisions: DecisionsSettings = DecisionsSettings()
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -163,6 +177,11 @@ class Settings(BaseSettings):
     def artifact_root(self) -> Path:
         """Where the embedded store keeps artifacts."""
         return self.home / "mlartifacts"
+
+    @property
+    def decisions_url(self) -> str:
+        """The decision log's database: TRIAGE_DECISIONS__URL, else SQLite in home."""
+        return self.decisions.url or f"sqlite:///{(self.home / 'decisions.db').resolve()}"
 
     def load_policy(self) -> Policy:
         """The configured policy (TRIAGE_POLICY) or the shipped default."""

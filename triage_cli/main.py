@@ -423,6 +423,10 @@ def _mount_optional() -> None:
     except ImportError:  # pragma: no cover - only while the review module is absent
         return
     app.add_typer(review_app, name="review", help="Expert review in Label Studio: push, sync, status.")
+    from triage_cli.decisions import decisions_app, report
+
+    app.add_typer(decisions_app, name="decisions", help="The decision log: purge texts past retention, status.")
+    app.command()(report)
 
 
 _mount_optional()

@@ -6,7 +6,7 @@ import logging
 
 from fastapi import APIRouter, Request
 
-from serving.deps import ApiKey, BatcherDep, ServingDep
+from serving.deps import ApiKey, BatcherDep, RecordDep, ServingDep
 from serving.schemas import ErrorOut, ModelRef, ResultOut, ScoreRequest, ScoreResponse, SeverityOut
 from triage.scorer import validate_tickets
 from triage.tickets import ScoredTicket, Ticket
@@ -39,11 +39,13 @@ def to_result(item: ScoredTicket) -> ResultOut:
 
 
 @router.post("/score", response_model=ScoreResponse, responses=ERRORS)
-async def score(body: ScoreRequest, serving: ServingDep, batcher: BatcherDep, request: Request) -> ScoreResponse:
+async def score(body: ScoreRequest, serving: ServingDep, batcher: BatcherDep, request: Request,
+                record: RecordDep) -> ScoreResponse:
     """Score 1 to 256 tickets; results come back in request order."""
     tickets = [Ticket(t.id, t.text, t.metadata) for t in body.tickets]
     validate_tickets(tickets, serving.scorer.limits)
     used, scored = await batcher.score(tickets)
+    record(scored, used.loaded.name, used.loaded.version)
     request.app.state.metrics.observe_scored(scored)
     spool = request.app.state.review_spool  # holds the tickets when the outbox fails: never a 500 for that
     if spool is not None:

@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -145,6 +145,9 @@ class ReviewService:
         self._thread: threading.Thread | None = None
         self._last_ok: float | None = None
         self._last_error: str | None = None
+        # Told of every stored annotation and retraction (the decision log joins them to its decisions).
+        self.on_label: Callable[[AnnotationRecord], None] | None = None
+        self.on_retract: Callable[[Sequence[int]], None] | None = None
 
     # ------------------------------------------------------------------------------------------ in
 
@@ -395,7 +398,7 @@ class ReviewService:
         if not version and ticket_id is not None:
             row = self.outbox.queued(ticket_id)
             version = row.model_version if row else None
-        outcome = self.outbox.record_annotation(AnnotationRecord(
+        rec = AnnotationRecord(
             annotation_id=a.annotation_id, task_id=a.task_id, ticket_id=ticket_id,
             text=str(data.get("text") or ""), annotator=a.annotator, categories=tuple(cats), severity=sev,
             rationale=rationale, result=json.dumps(list(a.result)), created_at=a.created_at,
@@ -403,10 +406,28 @@ class ReviewService:
             policy_version=str(data.get("policy_version") or self.policy.version),
             was_cancelled=a.was_cancelled, via=via, rejected_reason=problem, escalate=escalated(a.result),
             adjudicates_task=int(settles) if isinstance(settles, int | str) and str(settles).isdigit() else None,
-        ))
-        if outcome in ("created", "updated") and settles is None and problem is None:
-            self._check_disagreement(a.task_id)
+        )
+        outcome = self.outbox.record_annotation(rec)
+        if outcome in ("created", "updated"):
+            if settles is None and problem is None:
+                self._check_disagreement(a.task_id)
+            self._tell_decision_log(rec, problem)
         return outcome if problem is None else f"{outcome} (rejected: {problem})"
+
+    def _tell_decision_log(self, rec: AnnotationRecord, problem: str | None) -> None:
+        """Hand a stored annotation to the decision log: a valid one is a label; a rejected one judges nothing
+        (an earlier valid version of it is withdrawn there)."""
+        if problem is None:
+            if self.on_label is not None:
+                self.on_label(rec)
+        elif self.on_retract is not None:
+            self.on_retract([rec.annotation_id])
+
+    def _retract(self, annotation_ids: Sequence[int], via: str) -> int:
+        n = self.outbox.retract(annotation_ids, via=via)
+        if self.on_retract is not None:
+            self.on_retract(annotation_ids)
+        return n
 
     def record_webhook(self, payload: Mapping[str, Any]) -> str:
         """Record one Label Studio event (annotation created/updated/deleted); never trains. Returns the outcome."""
@@ -424,7 +445,7 @@ class ReviewService:
             raw = payload.get("annotations")
             if not isinstance(raw, list) or not all(isinstance(a, Mapping) and "id" in a for a in raw):
                 raise WebhookPayloadError(f"{action}: 'annotations' must be a list of objects with an 'id'")
-            n = self.outbox.retract([int(a["id"]) for a in raw], via="webhook")
+            n = self._retract([int(a["id"]) for a in raw], via="webhook")
             return f"deleted {n}"
         if action not in UPSERT_ACTIONS:
             return f"ignored: {action}"
@@ -475,7 +496,7 @@ class ReviewService:
             here = {a.annotation_id for a in snap.annotations}
             present |= here
             gone = sorted(self.outbox.live_annotation_ids(sorted(snap.task_ids)) - here)
-            deleted += self.outbox.retract(gone, via="sync") if gone else 0
+            deleted += self._retract(gone, via="sync") if gone else 0
         return PullReport(seen=len(present), created=outcomes.count("created"),
                           updated=outcomes.count("updated"), deleted=deleted)
 

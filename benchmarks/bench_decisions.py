@@ -1,0 +1,255 @@
+"""Benchmark: the decision log and `triage report` on 100,000 real texts, and API throughput with the log on vs off.
+
+Usage: PYTHONPATH=. .venv/bin/python benchmarks/bench_decisions.py [--n 100000] [--train 20000] [--duration 15]
+
+1. Trains a baseline with the project's own code on a subsample of the shared datasets' train split.
+2. Scores `--n` real texts (drawn from every shared dataset, with replacement once the pool is exhausted), and
+   records them through the decision log's `Recorder` with fake timestamps spread uniformly over 8 weeks (texts
+   stored, 2% audit sample). Injects expert labels for a sample: the datasets' own labels stand in for the experts
+   (30% of review decisions and every audit-sampled auto decision; a fifth of them get a second expert who agrees
+   85% of the time), labelled after an exponential wait.
+3. Builds the drift reference (the model's scores on 3,000 training texts) and runs `triage report` over the 8
+   weeks: report time, and the log's size per 1,000 decisions with texts and after `purge` + VACUUM (no texts).
+4. Serves the saved baseline with `triage serve` and measures single-ticket requests/s with the log off and on,
+   alternating (off, on, off, on, ...) in the same run; the acceptance bound is on >= 95% of off.
+Prints the figures and writes results/bench_decisions.json (and the report under results/bench_decisions/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.bench_http_load import _phase
+from benchmarks.common import ROOT, served
+from training.baseline import BaselineParams, fit
+from triage.data.schema import Example
+from triage.data.sources import load_all
+from triage.data.splits import split_examples
+from triage.decisions.analytics import Period
+from triage.decisions.drift import DriftReference, reference_path
+from triage.decisions.recorder import Recorder
+from triage.decisions.report import write_report
+from triage.decisions.store import DecisionStore, ExpertLabel
+from triage.scorer import Scorer
+from triage.settings import DecisionsSettings, get_settings
+from triage.tickets import Ticket
+
+START = datetime(2026, 10, 5)
+WEEKS = 8
+
+
+def train_model(examples: list[Example], n_train: int, rng: np.random.Generator) -> tuple[object, float]:
+    """A baseline fitted on `n_train` train-split examples (validation: 5,000); returns it and the seconds."""
+    splits = split_examples(examples)
+    tr = [splits["train"][i] for i in rng.permutation(len(splits["train"]))[:n_train]]
+    va = [splits["validation"][i] for i in rng.permutation(len(splits["validation"]))[:5000]]
+    t0 = time.perf_counter()
+    clf = fit(tr, va, get_settings().load_policy(), BaselineParams(n_jobs=1))
+    return clf, time.perf_counter() - t0
+
+
+def expert_labels(store: DecisionStore, picked: dict[str, Example], rng: np.random.Generator) -> int:
+    """Labels from the datasets for the picked tickets (ticket id -> example), joined by the store."""
+    rows = store.decisions_between(None, None, columns=["ticket_id", "decided_at", "severity"])
+    when = {r["ticket_id"]: r["decided_at"] for r in rows}
+    labels, aid = [], 0
+    for tid, ex in picked.items():
+        cats = tuple(sorted(c for c, v in ex.labels.items() if v == 1))
+        experts = 2 if rng.random() < 0.2 else 1
+        for e in range(experts):
+            said = cats
+            if e == 1 and rng.random() < 0.15:
+                said = (str(rng.choice(["spam", "hate", "harassment", "fraud"])),)
+            aid += 1
+            wait = timedelta(hours=float(rng.exponential(6.0)))
+            labels.append(ExpertLabel(aid, tid, f"expert-{e}", said, ex.severity, when[tid] + wait, "sync"))
+    return store.record_labels(labels)
+
+
+def db_bytes(store: DecisionStore, path: Path) -> int:
+    """The SQLite file's size after a checkpoint (WAL folded in)."""
+    with store.engine.connect() as conn:
+        conn.execute(sa.text("PRAGMA wal_checkpoint(TRUNCATE)"))
+    return path.stat().st_size
+
+
+def throughput(model_dir: Path, texts: list[str], duration: float, rounds: int, concurrency: int,
+               home: Path) -> dict[str, object]:
+    """Requests/s and server CPU per request with the log off and on, in the same run.
+
+    The order alternates (off-on, on-off, ...) so a host whose load drifts during the run biases neither side;
+    on a shared host, the server's CPU seconds per request (all its threads, the log writer included) is the
+    steadier measure of what the log costs, and requests/s is reported beside it.
+    """
+    import psutil
+
+    bodies = [json.dumps({"tickets": [{"id": f"b{i}", "text": t}]}).encode() for i, t in enumerate(texts)]
+    runs: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
+    for r in range(rounds):
+        for mode in (("off", "on") if r % 2 == 0 else ("on", "off")):
+            env = {"TRIAGE_LABELSTUDIO__ENABLED": "false", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT),
+                   "TRIAGE_SERVING__MODEL_DIR": str(model_dir), "TRIAGE_HOME": str(home / f"api-{mode}-{r}"),
+                   "TRIAGE_DECISIONS__ENABLED": "true" if mode == "on" else "false"}
+            with served(env, ready_timeout_s=900) as (url, pid):
+                port = int(url.rsplit(":", 1)[1])
+                _phase(port, pid, bodies, concurrency, 3.0)  # warm-up
+                proc = psutil.Process(pid)
+                cpu0 = sum(proc.cpu_times()[:2])
+                m = _phase(port, pid, bodies, concurrency, duration)
+                time.sleep(1.0)  # let the writer flush what the phase queued: its CPU counts
+                m["server_cpu_ms_per_request"] = (sum(proc.cpu_times()[:2]) - cpu0) * 1000 / max(m["requests"], 1)
+                runs[mode].append(m)
+            if mode == "on":
+                logged = DecisionStore(f"sqlite:///{home / f'api-on-{r}' / 'decisions.db'}")
+                runs[mode][-1]["decisions_logged"] = float(logged.count())
+                logged.close()
+    off = float(np.mean([m["requests_per_s"] for m in runs["off"]]))
+    on = float(np.mean([m["requests_per_s"] for m in runs["on"]]))
+    cpu_off = float(np.median([m["server_cpu_ms_per_request"] for m in runs["off"]]))
+    cpu_on = float(np.median([m["server_cpu_ms_per_request"] for m in runs["on"]]))
+    return {"runs": runs, "off_requests_per_s": off, "on_requests_per_s": on, "on_vs_off": on / off,
+            "within_5_percent": on >= 0.95 * off, "off_cpu_ms_per_request": cpu_off,
+            "on_cpu_ms_per_request": cpu_on, "cpu_bound_on_vs_off": cpu_off / cpu_on,
+            "cpu_bound_within_5_percent": cpu_off / cpu_on >= 0.95}
+
+
+def print_api(api: dict[str, object]) -> None:
+    """The on/off API figures."""
+    print(f"API single-ticket requests/s: log off {api['off_requests_per_s']:.0f}, on {api['on_requests_per_s']:.0f} "
+          f"({api['on_vs_off']:.1%}; bound >= 95%: {'met' if api['within_5_percent'] else 'NOT met'})")
+    print(f"server CPU per request: log off {api['off_cpu_ms_per_request']:.2f} ms, on "
+          f"{api['on_cpu_ms_per_request']:.2f} ms (CPU-bound throughput on/off {api['cpu_bound_on_vs_off']:.1%}; "
+          f"bound >= 95%: {'met' if api['cpu_bound_within_5_percent'] else 'NOT met'})")
+
+
+def api_only(clf: object, examples: list[Example], args: argparse.Namespace, rng: np.random.Generator) -> None:
+    """Just the API measurement (writes results/bench_decisions_api.json)."""
+    work = Path(tempfile.mkdtemp(prefix="bench-decisions-api-"))
+    clf.save(work / "model")  # type: ignore[attr-defined]
+    texts = [examples[i].text[:2000] for i in rng.permutation(len(examples))[:2000]]
+    api = throughput(work / "model", texts, args.duration, args.rounds, args.concurrency, work)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench_decisions_api.json").write_text(json.dumps(api, indent=2, default=str))
+    print_api(api)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--train", type=int, default=20_000)
+    parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=ROOT / "results")
+    parser.add_argument("--api-only", action="store_true", help="only the log on/off API measurement")
+    args = parser.parse_args()
+    settings = get_settings()
+    if settings.datasets_dir is None:
+        sys.exit("benchmark: ../shared/datasets not found (set TRIAGE_DATASETS_DIR)")
+    rng = np.random.default_rng(42)
+    policy = settings.load_policy()
+    examples = load_all(settings.datasets_dir)
+    clf, fit_s = train_model(examples, args.train, rng)
+    print(f"baseline fitted on {args.train} examples in {fit_s:.0f} s", flush=True)
+    if args.api_only:
+        api_only(clf, examples, args, rng)
+        return
+
+    work = Path(tempfile.mkdtemp(prefix="bench-decisions-"))
+    db = work / "decisions.db"
+    store = DecisionStore(f"sqlite:///{db}")
+    store.migrate()
+    idx = rng.choice(len(examples), size=args.n, replace=args.n > len(examples))
+    picked_examples = [examples[i] for i in idx]
+    scorer = Scorer(clf, policy)  # type: ignore[arg-type]
+    recorder = Recorder(store, DecisionsSettings(store_text=True, audit_rate=0.02, batch_size=2000), policy.version)
+    offsets = np.sort(rng.uniform(0, WEEKS * 7 * 86400, size=args.n))
+    t_score = t_record = 0.0
+    picked: dict[str, Example] = {}
+    for start in range(0, args.n, 1000):
+        batch = picked_examples[start:start + 1000]
+        tickets = [Ticket(f"B-{start + k}", ex.text[:20_000], {"source": ex.source}) for k, ex in enumerate(batch)]
+        t0 = time.perf_counter()
+        scored = scorer.score(tickets, validate=False)
+        t1 = time.perf_counter()
+        for k, s in enumerate(scored):
+            recorder.record([s], "bench-baseline", "1", "key-bench",
+                            START + timedelta(seconds=float(offsets[start + k])))
+        recorder.flush()
+        t_record += time.perf_counter() - t1
+        t_score += t1 - t0
+        for k, s in enumerate(scored):
+            if s.decision.route == "review" and rng.random() < 0.3:
+                picked[s.ticket.id] = batch[k]
+    audit = store.decisions_between(None, None, columns=["ticket_id", "audit_sample"])
+    for r in audit:
+        if r["audit_sample"]:
+            picked[r["ticket_id"]] = picked_examples[int(r["ticket_id"][2:])]
+    t0 = time.perf_counter()
+    n_labels = expert_labels(store, picked, rng)
+    t_labels = time.perf_counter() - t0
+    print(f"scored {args.n} texts in {t_score:.0f} s, recorded in {t_record:.1f} s "
+          f"({args.n / t_record:.0f} decisions/s); {n_labels} expert labels on {len(picked)} tickets", flush=True)
+
+    home = work / "home"
+    train_texts = [e.text for e in split_examples(examples)["train"]]
+    sample = [train_texts[i] for i in rng.permutation(len(train_texts))[:3000]]
+    t0 = time.perf_counter()
+    ref = DriftReference.build("bench-baseline/1", clf.card.categories, sample,  # type: ignore[attr-defined]
+                               clf.predict(sample).categories)  # type: ignore[attr-defined]
+    ref.save(reference_path(home, "bench-baseline", "1"))
+    t_ref = time.perf_counter() - t0
+    out_report = args.out / "bench_decisions"
+    shutil.rmtree(out_report, ignore_errors=True)
+    t0 = time.perf_counter()
+    page = write_report(store, Period(START, START + timedelta(weeks=WEEKS)), policy, out_report, home=home)
+    t_report = time.perf_counter() - t0
+    print(f"report over {WEEKS} weeks in {t_report:.1f} s -> {page}", flush=True)
+
+    with_text = db_bytes(store, db)
+    purged = store.purge_texts(timedelta(days=0), now=START + timedelta(weeks=WEEKS + 1))
+    with store.engine.connect() as conn:
+        conn.execute(sa.text("VACUUM"))
+    without_text = db_bytes(store, db)
+    store.close()
+
+    model_dir = work / "model"
+    clf.save(model_dir)  # type: ignore[attr-defined]
+    texts = [ex.text[:2000] for ex in picked_examples[:2000]]
+    api = throughput(model_dir, texts, args.duration, args.rounds, args.concurrency, work)
+
+    results = {
+        "decisions": args.n, "weeks": WEEKS, "train_examples": args.train, "fit_s": round(fit_s, 1),
+        "score_s": round(t_score, 1), "record_s": round(t_record, 2),
+        "record_decisions_per_s": round(args.n / t_record), "expert_labels": n_labels,
+        "labelled_tickets": len(picked), "label_insert_s": round(t_labels, 1),
+        "drift_reference_s": round(t_ref, 1), "report_s": round(t_report, 1),
+        "log_bytes_per_1000_with_text": round(with_text / args.n * 1000),
+        "log_bytes_per_1000_without_text": round(without_text / args.n * 1000), "texts_purged": purged,
+        "api": api, "cpu_count": os.cpu_count(),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench_decisions.json").write_text(json.dumps(results, indent=2, default=str))
+    print(f"log size per 1,000 decisions: {results['log_bytes_per_1000_with_text'] / 1024:.0f} KiB with texts, "
+          f"{results['log_bytes_per_1000_without_text'] / 1024:.0f} KiB without")
+    print_api(api)
+    print(f"written to {args.out / 'bench_decisions.json'}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The decision log: every scored ticket on record, expert outcomes joined to it, reports and drift over it."""
