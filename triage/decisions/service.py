@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from triage.decisions.outcomes import Outcomes
 from triage.decisions.recorder import Recorder
 from triage.decisions.store import DecisionStore
 from triage.review.service import ReviewService
 from triage.settings import Settings
+from triage.tickets import ScoredTicket
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +38,26 @@ class DecisionLog:
         self.store.close()
 
 
+AUDIT_REASON = "random audit sample of automatic decisions: checked by a person"
+
+
+def as_audit_items(items: Sequence[ScoredTicket]) -> list[ScoredTicket]:
+    """Auto-routed tickets of the audit sample as review items (the review service queues only route 'review'
+    and withdraws queued tickets a model routes automatically)."""
+    return [replace(it, decision=replace(it.decision, route="review", reasons=(*it.decision.reasons, AUDIT_REASON)))
+            for it in items]
+
+
 def build_decision_log(settings: Settings, policy_version: str, review: ReviewService | None) -> DecisionLog | None:
     """The configured decision log (None when TRIAGE_DECISIONS__ENABLED=false), hooked into the review loop."""
     if not settings.decisions.enabled:
         return None
     store = DecisionStore(settings.decisions_url)
     outcomes = Outcomes(store)
-    recorder = Recorder(store, settings.decisions, policy_version,
-                        audit_sink=review.enqueue if review is not None else None)
+    recorder = Recorder(store, settings.decisions, policy_version)
     if review is not None:
+        service = review
+        recorder.audit_sink = lambda items, name, version: service.enqueue(as_audit_items(items), name, version)
         review.on_label = outcomes.on_label
         review.on_retract = outcomes.on_retract
     return DecisionLog(store, recorder, outcomes)
