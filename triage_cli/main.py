@@ -243,21 +243,60 @@ def score(
                   + (f" -> {out}" if out else ""))
 
 
+def _served_card(settings: Settings) -> tuple[Any, str]:
+    """The card of the model `triage serve` would load (TRIAGE_SERVING__MODEL_DIR or @champion), and its name."""
+    from triage.models.base import ModelCard
+
+    if settings.serving.model_dir:
+        return ModelCard.read(Path(settings.serving.model_dir)), str(settings.serving.model_dir)
+    from triage.adapters import mlflow_registry as registry
+
+    loaded = registry.load_model(settings)
+    return loaded.classifier.card, f"{loaded.name} v{loaded.version} ({loaded.classifier.card.kind})"
+
+
 @app.command()
 def policy(
     path: Annotated[Path | None, typer.Argument(help="policy file to check (default TRIAGE_POLICY)")] = None,
+    model: Annotated[bool, typer.Option(help="say which categories the served model has a head for")] = True,
 ) -> None:
-    """Validate a policy file and print its categories and severity levels."""
+    """Validate a policy file; print its categories, severity levels and what each category is scored by."""
+    from triage.models.examples import head_status
     from triage.taxonomy import load_policy
 
+    settings = get_settings()
     try:
-        p = load_policy(path or get_settings().policy)
+        p = load_policy(path or settings.policy)
     except TriageError as err:
         raise _fail(err) from err
     out = Console()
     out.print(f"policy {p.name} {p.version} (digest {p.digest})")
     out.print("categories: " + ", ".join(p.category_names))
     out.print("severity: " + " < ".join(p.severity_names))
+    card, where = None, "no model checked (--no-model)"
+    if model:
+        try:
+            card, where = _served_card(settings)
+        except Exception as err:  # no registry, nothing registered: still report what the policy alone gives
+            where = f"no model to check ({type(err).__name__}: {str(err)[:120]})"
+    status = head_status(card) if card is not None else {}
+    table = Table(title=f"what scores each category - model: {where}")
+    for col in ("category", "scored by"):
+        table.add_column(col)
+    for c in p.categories:
+        seeds = f"{len(c.examples)} examples, {len(c.counter_examples)} counter-examples"
+        if card is not None and c.name in card.categories and c.name not in status:
+            what = "trained head"
+        elif status.get(c.name, {}).get("runs_on") == "light_head":
+            what = f"light head ({status[c.name].get('labels')} expert labels; {seeds})"
+        elif card is None and not c.examples:
+            what = "its trained head, when the model has one"
+        elif c.examples:
+            what = f"examples only ({seeds}): similarity to the seeds, positives always reviewed"
+        else:
+            what = "nothing yet: no trained head and no examples (add examples: to score it)"
+        table.add_row(c.name, what)
+    out.print(table)
 
 
 def _comparison_table(comparison: Any) -> Table:
