@@ -336,12 +336,19 @@ def retrain(
     labels: Annotated[Path | None, typer.Option(help="expert labels (CSV/JSONL or a Label Studio JSON export); "
                                                      "default: the review loop's label store")] = None,
     expert_weight: Annotated[float, typer.Option(min=0.01, help="weight of an expert label vs a source label")] = 2.0,
+    heads_only: Annotated[bool, typer.Option("--heads-only", help="keep the champion; fit light heads for the "
+                                             "policy's new (seeded) categories from expert labels")] = False,
+    promote_heads: Annotated[bool, typer.Option("--promote", help="with --heads-only: make it @champion when the "
+                                                "heads-only gate passes (base unchanged)")] = False,
 ) -> None:
     """Train a challenger on base data + expert labels, compare it with the champion, register @challenger."""
     from training.retrain import retrain as run_retrain
 
     settings = get_settings()
     _setup(settings)
+    if heads_only:
+        _retrain_heads(settings, labels, promote_heads)
+        return
     try:
         result = run_retrain(settings, kind=model.value, expert=_expert_labels(labels), expert_weight=expert_weight)
     except TriageError as err:
@@ -351,6 +358,28 @@ def retrain(
     _print_gate(out, result.comparison.gate)
     out.print(f"challenger: {settings.mlflow.model_name} v{result.challenger_version} (@challenger), "
               f"{result.n_expert} expert labels; parent run {result.parent_run_id}")
+
+
+def _retrain_heads(settings: Settings, labels: Path | None, promote_heads: bool) -> None:
+    from training.heads import retrain_heads
+
+    try:
+        result = retrain_heads(settings, _expert_labels(labels), promote=promote_heads)
+    except TriageError as err:
+        raise _fail(err) from err
+    out = Console()
+    table = Table(title=f"light heads in {settings.mlflow.model_name} v{result.version} (@challenger"
+                        f"{', @champion' if result.promoted else ''})")
+    for col in ("category", "labels", "positives", "CV precision", "positives reviewed"):
+        table.add_column(col)
+    for h in result.heads:
+        table.add_row(h.name, str(h.n_labels), str(h.n_positives),
+                      "-" if h.precision is None else f"{h.precision:.3f}", "yes" if not h.meets_target else "no")
+    out.print(table)
+    for name, why in result.skipped.items():
+        out.print(f"not yet: {name} ({why})")
+    out.print(f"{result.seconds['total']:.1f}s; run {result.run_id}"
+              + ("" if result.promoted else "; `triage promote` to serve it"))
 
 
 @app.command()
