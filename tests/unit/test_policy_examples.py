@@ -78,3 +78,12 @@ def test_policy_command_reports_a_bad_example_with_exit_code_2(tmp_path: Path) -
     code, out = _cli(["policy", str(path), "--no-model"])
     assert code == 2
     assert f"category '{NEW}': 2 example(s); at least 3 are needed" in " ".join(out.split())
+
+
+def test_the_marketplace_example_policy_has_three_seeded_categories() -> None:
+    from triage.taxonomy import load_policy
+
+    p = load_policy(Path(__file__).resolve().parents[2] / "examples" / "policies" / "marketplace.yaml")
+    assert set(p.seeded_categories) == {"counterfeit_goods", "off_platform_payment", "misleading_claims"}
+    assert all(10 <= len(p.category(n).examples) <= 20 for n in p.seeded_categories)
+    assert {"spam", "fraud", "harassment"} <= set(p.category_names)
