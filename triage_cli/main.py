@@ -220,7 +220,10 @@ def score(
             validate_tickets(tickets[start : start + batch_size], limits)
     except TriageError as err:
         raise _fail(err) from err
-    scorer = Scorer(loaded.classifier, settings.load_policy(), limits)
+    from triage.models.examples import with_example_heads
+
+    policy_ = settings.load_policy()
+    scorer = Scorer(with_example_heads(loaded.classifier, policy_), policy_, limits)  # seeded categories too
     sink = out.open("w", encoding="utf-8") if out else sys.stdout
     try:
         with Progress(*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
