@@ -63,18 +63,23 @@ def fit_heads(policy: Policy, candidates: Sequence[str], expert: Sequence[Exampl
               encoder: TextEncoder) -> tuple[list[LightHead], dict[str, str]]:
     """A light head for each candidate with enough labels; the others with the reason they were skipped."""
     rules = policy.new_categories
-    heads: list[LightHead] = []
+    ready: dict[str, tuple[list[str], np.ndarray]] = {}
     skipped: dict[str, str] = {}
     for name in candidates:
         texts, y, n_expert = head_training_set(policy, name, expert)
         if n_expert < rules.min_labels_for_head:
             skipped[name] = f"{n_expert} of {rules.min_labels_for_head} expert labels"
-            continue
-        if int(y.sum()) < rules.min_positives_for_head or y.min() == 1:
+        elif int(y.sum()) < rules.min_positives_for_head or y.min() == 1:
             skipped[name] = (f"{int(y.sum())} positives (seeds included) and {int((y == 0).sum())} negatives; "
                              f"needs {rules.min_positives_for_head} positives and a negative")
-            continue
-        heads.append(fit_light_head(name, encoder.encode(texts), y,
+        else:
+            ready[name] = (texts, y)
+    # Every labelled ticket answers for every category: embed each text once, not once per head.
+    unique = list(dict.fromkeys(t for texts, _ in ready.values() for t in texts))
+    vectors = dict(zip(unique, encoder.encode(unique), strict=True)) if unique else {}
+    heads: list[LightHead] = []
+    for name, (texts, y) in ready.items():
+        heads.append(fit_light_head(name, np.stack([vectors[t] for t in texts]), y,
                                     target_precision=policy.category(name).target_precision))
         log.info("light head for %s: %d labels, %d positives, CV precision %s", name, len(y), int(y.sum()),
                  heads[-1].precision)

@@ -381,7 +381,8 @@ def _retrain_heads(settings: Settings, labels: Path | None, promote_heads: bool)
     out.print(table)
     for name, why in result.skipped.items():
         out.print(f"not yet: {name} ({why})")
-    out.print(f"{result.seconds['total']:.1f}s; run {result.run_id}"
+    steps = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items() if k != "total")
+    out.print(f"{result.seconds['total']:.1f}s ({steps}); run {result.run_id}"
               + ("" if result.promoted else "; `triage promote` to serve it"))
 
 

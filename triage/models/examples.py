@@ -169,7 +169,7 @@ def fit_light_head(name: str, x: np.ndarray, y: np.ndarray, weights: np.ndarray 
     model = LogisticRegression(C=c, class_weight="balanced", max_iter=2000)
     model.fit(x, y, sample_weight=weights)
     precision: float | None = None
-    if min(n_pos, len(y) - n_pos) >= folds:
+    if folds >= 2 and min(n_pos, len(y) - n_pos) >= folds:  # folds=0: no estimate (benchmarks)
         cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
         params = {"sample_weight": weights} if weights is not None else None
         predicted = cross_val_predict(LogisticRegression(C=c, class_weight="balanced", max_iter=2000), x, y, cv=cv,
