@@ -11,8 +11,9 @@ Set-up (also written to results/new_category.md):
 - round 0: the examples head of triage/models/examples.py (calibrated on the shipped example tickets as unrelated
   texts, as at serve time, minus those labelled with the category), F1 at its threshold on the test rows.
 - each round: 25 pool rows are chosen - by the example-guided queue (triage.selection.example_guided on the current
-  head's probabilities) or at random - their labels revealed, and the light head (fit_light_head: seeds as positives
-  + all labels so far) refitted; F1 on the test rows at 0.5.
+  head's probabilities; `--explore` of them, 20% by default, at random, as the review queue also carries tickets
+  sent for other reasons) or all at random - their labels revealed, and the light head (fit_light_head: seeds as
+  positives + all labels so far) refitted; F1 on the test rows at 0.5.
 - reference: the light head fitted on every pool label ("full-data F1"); always-no F1 is 0 by definition, always-yes
   F1 = 2p / (1 + p) at the test prevalence p.
 """
@@ -116,7 +117,7 @@ def f1(y: np.ndarray, predicted: np.ndarray) -> float:
 
 
 def journey(task: Task, background: np.ndarray, seed: int, strategy: str, budget: int, round_size: int,
-            n_seeds: int) -> dict[int, float]:
+            n_seeds: int, explore: float = 0.0, weight: float = 0.5) -> dict[int, float]:
     """F1 on the test rows after 0, round_size, 2 * round_size, ... labels."""
     rng = np.random.default_rng(seed)
     positives = np.flatnonzero(task.y_pool == 1)
@@ -132,8 +133,11 @@ def journey(task: Task, background: np.ndarray, seed: int, strategy: str, budget
             pick = rng.choice(available, size=round_size, replace=False)
         else:
             p = predict(task.x_pool[available])
-            score = example_guided(p[:, None], np.array([threshold]))
-            pick = available[np.argsort(-score, kind="stable")[:round_size]]
+            score = example_guided(p[:, None], np.array([threshold]), weight)
+            n_random = round(explore * round_size)
+            guided = available[np.argsort(-score, kind="stable")[:round_size - n_random]]
+            rest = np.setdiff1d(available, guided)
+            pick = np.concatenate([guided, rng.choice(rest, size=n_random, replace=False)])
         labelled = np.concatenate([labelled, pick])
         available = np.setdiff1d(available, pick)
         x = np.concatenate([task.x_pool[seeds], task.x_pool[labelled]])
@@ -162,6 +166,8 @@ def main() -> None:
     parser.add_argument("--round-size", type=int, default=25)
     parser.add_argument("--n-seed-examples", type=int, default=10)
     parser.add_argument("--out", type=Path, default=ROOT / "results")
+    parser.add_argument("--explore", type=float, default=0.2, help="share of each guided round drawn at random")
+    parser.add_argument("--weight", type=float, default=0.5, help="example_guided weight of the score vs uncertainty")
     parser.add_argument("--prepare", action="store_true", help="fill the embedding cache and stop")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -187,7 +193,7 @@ def main() -> None:
         for strategy in curves:
             for s in range(seeds):
                 curves[strategy].append(journey(task, background, s, strategy, args.budget, args.round_size,
-                                                args.n_seed_examples))
+                                                args.n_seed_examples, args.explore, args.weight))
         mean = {k: {n: float(np.mean([c[n] for c in v])) for n in v[0]} for k, v in curves.items()}
         std = {k: {n: float(np.std([c[n] for c in v])) for n in v[0]} for k, v in curves.items()}
         target = 0.8 * full_f1

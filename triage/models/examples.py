@@ -114,7 +114,7 @@ def fit_examples_head(name: str, positives: np.ndarray, negatives: np.ndarray, b
                     "only near-copies of a seed will score high", name, hi, lo)
         hi = max(lo + 0.1, float(np.max(loo)))
     midpoint = (hi + lo) / 2.0
-    scale = max((hi - lo) / 4.0, 0.02)
+    scale = max((hi - lo) / 2.0, 0.04)
     return ExamplesHead(name, pos, np.asarray(negatives, dtype=np.float32).reshape(-1, pos.shape[1]), midpoint,
                         scale, cap)
 
