@@ -203,7 +203,8 @@ def main() -> None:
             "always_no_f1": 0.0, "always_yes_f1": 2 * prevalence / (1 + prevalence),
             "mean": mean, "std": std,
             "labels_to_80pct": {k: labels_to_reach(v, target) for k, v in mean.items()},
-            "labels_to_guided_200": labels_to_reach(mean["random"], mean["guided"][200]),
+            "random_labels_for_guided_f1": {n: labels_to_reach(mean["random"], mean["guided"][n])
+                                            for n in (50, 100, 200)},
         }
         log.info("%s: full %.3f, guided %s, random %s", task.category, full_f1,
                  {n: round(mean["guided"][n], 3) for n in REPORT_AT},
@@ -235,12 +236,13 @@ def write_outputs(results: dict[str, dict], args: argparse.Namespace, seeds: int
             lines.append(f"| {c} | {r['pool']} ({r['pool_positives']}) | {r['test']} ({r['test_positives']}) | {k} "
                          f"| {cells} | {r['full_f1']:.3f} | {r['always_yes_f1']:.3f} | "
                          f"{reach if reach is not None else f'> {args.budget}'} |")
-    def needed(r: dict) -> str:
-        n = r["labels_to_guided_200"]
+    def needed(n: int | None) -> str:
         return str(n) if n is not None else f"> {args.budget}"
 
-    lines += ["", "Random labels needed for the F1 the guided queue reaches with 200: "
-              + ", ".join(f"{c} {needed(r)}" for c, r in results.items()), "", __doc__ or ""]
+    lines += ["", "Random labels needed for the F1 the guided queue reaches with 50 / 100 / 200 labels:", ""]
+    lines += [f"- {c}: " + " / ".join(needed(n) for n in r["random_labels_for_guided_f1"].values())
+              for c, r in results.items()]
+    lines += ["", __doc__ or ""]
     (args.out / "new_category.md").write_text("\n".join(lines) + "\n")
     fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), squeeze=False)
     for ax, (c, r) in zip(axes[0], results.items(), strict=True):
