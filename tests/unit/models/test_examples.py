@@ -65,7 +65,7 @@ def test_a_seeded_category_is_scored_and_its_positives_are_reviewed(tiny_classif
     assert para.scores.categories[NEW] > other.scores.categories[NEW]
     assert para.decision.route == "review"
     assert any(r.startswith(f"{NEW} runs on seed examples only") for r in para.decision.reasons)
-    assert not any(NEW in r for r in other.decision.reasons)
+    assert not any("runs on seed examples" in r for r in other.decision.reasons)
 
 
 def test_light_head_fits_saves_and_loads_with_its_base(tiny_classifier: Classifier, tmp_path: Path,
