@@ -77,7 +77,7 @@ def main() -> None:
                "TRIAGE_POLICY": str(POLICY), "TRIAGE_LABELSTUDIO__ENABLED": "false", "HF_HUB_OFFLINE": "1",
                "TRIAGE_SERVING__RELOAD_INTERVAL_S": "1", "TRIAGE_LOG_LEVEL": "WARNING"}
         subprocess.run([TRIAGE, "train"], env=env, cwd=ROOT, check=True, capture_output=True)
-        with served(env) as (url, _pid):
+        with served(env, ready_timeout_s=900) as (url, _pid):
             before = httpx.get(f"{url}/v1/model", timeout=10).json()
             labels = Path(tmp) / "labels.jsonl"
             n = write_labels(labels)
