@@ -210,3 +210,19 @@ def test_get_strategy_example_guided_watches_the_policys_seeded_categories() -> 
     assert isinstance(strategy, ExampleGuided)
     assert strategy.columns == (policy.category_names.index(NEW),)
     assert get_strategy("example_guided") == ExampleGuided()
+
+
+def test_review_service_uses_the_example_guided_score_for_a_seeded_policy() -> None:
+    from tests.seeded import NEW, seeded_policy_dict
+    from triage.review.service import review_strategy, usefulness_scores
+    from triage.taxonomy import parse_policy
+
+    policy = parse_policy(seeded_policy_dict())
+    strategy = review_strategy("example_guided", policy)
+    j = policy.category_names.index(NEW)
+    p = np.full((3, len(policy.category_names)), 0.02)
+    p[0, 0] = 0.5  # unsure about hate only
+    p[1, j] = 0.7  # a likely member of the new category
+    sev = np.full((3, len(policy.severity_names)), 0.2)
+    useful = usefulness_scores(strategy, p, sev)
+    assert useful[1] > useful[0] > useful[2]
