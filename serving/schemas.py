@@ -102,6 +102,11 @@ class ModelInfo(BaseModel):
     thresholds: dict[str, float]
     metrics: dict[str, float]
     loaded_at: str
+    example_heads: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Categories without a fully trained head and what each runs on: `runs_on` is 'examples' "
+                    "(similarity to the policy's seed examples) or 'light_head' (fitted on expert labels); "
+                    "`always_review` when its positives are always sent to a person.")
 
 
 class Health(BaseModel):

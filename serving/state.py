@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from triage.models.base import LoadedModel
+from triage.models.examples import with_example_heads
 from triage.scorer import Scorer, TicketLimits
 from triage.taxonomy import Policy
 
@@ -34,7 +35,12 @@ class ModelSlot:
         return self._current
 
     def install(self, loaded: LoadedModel, policy: Policy, limits: TicketLimits) -> Serving:
-        """Bind a loaded model to the policy and put it into service."""
+        """Bind a loaded model to the policy and put it into service.
+
+        Seeded policy categories the model has no head for are scored from their examples: their seeds are
+        embedded here, at load, so the first request is scored like every other.
+        """
+        loaded = replace(loaded, classifier=with_example_heads(loaded.classifier, policy))
         serving = Serving(loaded, Scorer(loaded.classifier, policy, limits), datetime.now(UTC).isoformat())
         with self._lock:
             self._current = serving

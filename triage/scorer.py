@@ -17,6 +17,7 @@ from triage.conformal import (
 )
 from triage.errors import DuplicateTicketIdsError, InvalidTicketsError
 from triage.models.base import Classifier, Prediction
+from triage.models.examples import head_status
 from triage.routing import decide
 from triage.taxonomy import Policy
 from triage.tickets import Decision, ScoredTicket, Scores, Ticket
@@ -63,17 +64,38 @@ class Scorer:
         self._thresholds = {k: v for k, v in card.thresholds.items() if k in known}
         self._points = {k: v for k, v in points_from_card(card.extra).items() if k in known}
         self._clear = clear_points_from_card(card.extra)
+        # Categories still growing from seed examples: their positives go to a person (triage/models/examples.py).
+        self._young = {k: v for k, v in head_status(card).items() if k in known and v.get("always_review", True)}
 
     def decide(self, scores: Scores) -> Decision:
         """Route one ticket: inside the card's precision and auto-clear guarantees when it carries them."""
         if self._clear:
             return assured_decision(scores, self.policy, self._points, self._clear, self._thresholds)
         if not self._points:
-            return decide(scores, self.policy, self._thresholds)
+            return self._review_young(decide(scores, self.policy, self._thresholds), scores)
         decision = guarded_decision(scores, self.policy, self._points, self._thresholds)
         chosen = prediction_set(scores.categories, self._points, self._thresholds)
         promised = {c: p.expected_precision for c in chosen if (p := self._points[c]).expected_precision is not None}
-        return replace(decision, prediction_set=chosen, expected_precision=promised)
+        return self._review_young(replace(decision, prediction_set=chosen, expected_precision=promised), scores)
+
+    def _review_young(self, decision: Decision, scores: Scores) -> Decision:
+        """Send a ticket to review when a category without a trained head says yes, and say what it runs on."""
+        reasons = []
+        for name, status in self._young.items():
+            p = scores.categories.get(name, 0.0)
+            if p < self._thresholds.get(name, self.policy.category(name).threshold):
+                continue
+            if status.get("runs_on") == "examples":
+                reasons.append(f"{name} runs on seed examples only (no trained head yet): similarity score "
+                               f"{100 * p:.0f}%, reviewed by a person")
+            else:
+                reasons.append(f"{name} runs on a light head from {status.get('labels', 0)} expert labels, below its "
+                               f"precision target: score {100 * p:.0f}%, reviewed by a person")
+        if not reasons:
+            return decision
+        kept = [r for r in decision.reasons if not r.startswith("confident ")] if decision.route == "auto" else \
+            list(decision.reasons)
+        return replace(decision, route="review", reasons=(*kept, *reasons))
 
     def to_scores(self, prediction: Prediction) -> list[Scores]:
         """Wrap a prediction matrix as one Scores per row, names from the model card."""

@@ -93,6 +93,26 @@ def severity_weighted(proba_categories: np.ndarray, proba_severity: np.ndarray, 
     return np.asarray(u * ((1.0 - weight) + weight * s))
 
 
+def example_guided(proba_new: np.ndarray, thresholds: np.ndarray | None = None, weight: float = 0.5) -> np.ndarray:
+    """(n,) in [0, 1]: likely members of new categories first, mixed with uncertainty about them.
+
+    `proba_new` (n, k) holds only the columns of categories still growing from seed examples (examples head or
+    light head). Per column: weight * p + (1 - weight) * (1 - |p - t| / max(t, 1 - t)), t its decision threshold;
+    a ticket scores its best column. Uncertainty alone never finds the first positives of a rare category: its
+    head is sure "no" everywhere; the similarity term sends the nearest texts to the experts first.
+    """
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"weight must be in [0, 1], got {weight}")
+    p = _check(proba_new, "proba_new")
+    if p.shape[1] == 0:
+        return np.zeros(len(p))
+    t = np.full(p.shape[1], 0.5) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+    if t.shape != (p.shape[1],):
+        raise ValueError(f"thresholds must have one value per column ({p.shape[1]}), got shape {t.shape}")
+    uncertainty = 1.0 - np.abs(p - t) / np.maximum(t, 1.0 - t)
+    return np.asarray((weight * p + (1.0 - weight) * uncertainty).max(axis=1))
+
+
 # ---------------------------------------------------------------------------------------------- selecting
 
 
@@ -246,6 +266,46 @@ class Diverse:
         return pool[k_center_greedy(e[pool], k, first=0)]
 
 
+@dataclass(frozen=True)
+class ExampleGuided:
+    """New categories first: `example_guided` on their columns, the least confident of the others after them.
+
+    `columns` index the category columns that are still growing from seed examples; without any, it is
+    least confidence. A ticket's usefulness is its example-guided score plus 1 when it is among the new
+    categories' likely members or unsure (score >= 0.5), so those come before every other uncertain ticket.
+    """
+
+    columns: tuple[int, ...] = ()
+    thresholds: tuple[float, ...] = ()
+    weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.weight <= 1.0:
+            raise ValueError(f"weight must be in [0, 1], got {self.weight}")
+        if self.thresholds and len(self.thresholds) != len(self.columns):
+            raise ValueError(f"{len(self.thresholds)} thresholds for {len(self.columns)} columns")
+
+    def score(self, proba_categories: np.ndarray) -> np.ndarray:
+        """(n,) usefulness, comparable across batches: in [1, 2] for new-category candidates, else [0, 1)."""
+        p = _check(proba_categories, "proba_categories")
+        base = least_confidence(p) * 0.999
+        if not self.columns:
+            return base
+        cols = list(self.columns)
+        guided = example_guided(p[:, cols], np.array(self.thresholds) if self.thresholds else None, self.weight)
+        return np.where(guided >= 0.5, 1.0 + guided, base)
+
+    def select(self, proba_categories: np.ndarray, proba_severity: np.ndarray, k: int,
+               embeddings: np.ndarray | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Top k by `score`."""
+        return top_k(self.score(proba_categories), _count(proba_categories, proba_severity, k), rng)
+
+
+def seeded_columns(policy: Policy) -> tuple[int, ...]:
+    """Columns (policy order) of the categories that list seed examples."""
+    return tuple(policy.category_names.index(n) for n in policy.seeded_categories)
+
+
 STRATEGIES: dict[str, Callable[[], Strategy]] = {
     "random": RandomSelection,
     "least_confidence": LeastConfidence,
@@ -254,15 +314,22 @@ STRATEGIES: dict[str, Callable[[], Strategy]] = {
     "severity_weighted": SeverityWeighted,
     "diverse_entropy": lambda: Diverse(Entropy()),
     "diverse_severity_weighted": lambda: Diverse(SeverityWeighted()),
+    "example_guided": ExampleGuided,
 }
 
 
-def get_strategy(name: str) -> Strategy:
-    """A fresh strategy by its registry name; ValueError names the known ones."""
+def get_strategy(name: str, policy: Policy | None = None) -> Strategy:
+    """A fresh strategy by its registry name; ValueError names the known ones.
+
+    `example_guided` looks at the policy's seeded categories (none without a policy).
+    """
     try:
         factory = STRATEGIES[name]
     except KeyError:
         raise ValueError(f"unknown selection strategy {name!r}; known: {', '.join(STRATEGIES)}") from None
+    if name == "example_guided" and policy is not None:
+        return ExampleGuided(columns=seeded_columns(policy),
+                             thresholds=tuple(policy.category(n).threshold for n in policy.seeded_categories))
     return factory()
 
 

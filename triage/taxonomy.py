@@ -15,6 +15,17 @@ from triage.errors import PolicyError
 
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
 Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
+MIN_SEED_EXAMPLES = 3
+
+
+def seed_key(text: str) -> str:
+    """How seed examples are compared for duplicates: case and runs of whitespace do not count."""
+    return " ".join(text.casefold().split())
+
+
+def _short(text: str, limit: int = 60) -> str:
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= limit else flat[: limit - 3] + "...")
 
 
 class _Strict(BaseModel):
@@ -42,6 +53,30 @@ class Category(_Strict):
     target_precision: Probability = 0.9
     # The largest share of this category's violating tickets that may be auto-cleared (routed with no person).
     max_auto_clear_miss: Probability = 0.05
+    # Seed texts: a category without a trained head is scored by similarity to these (see triage/models/examples.py).
+    examples: tuple[str, ...] = ()
+    counter_examples: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _seeds_are_usable(self) -> Category:
+        for field_name, texts in (("examples", self.examples), ("counter_examples", self.counter_examples)):
+            for k, text in enumerate(texts):
+                if not text.strip():
+                    raise ValueError(f"category {self.name!r}: {field_name}[{k}] is empty")
+            keys = [seed_key(t) for t in texts]
+            dupes = [t for k, t in enumerate(texts) if keys.index(seed_key(t)) != k]
+            if dupes:
+                raise ValueError(f"category {self.name!r}: {field_name} lists {_short(dupes[0])} twice")
+        if self.counter_examples and not self.examples:
+            raise ValueError(f"category {self.name!r}: counter_examples need examples too")
+        if self.examples and len(self.examples) < MIN_SEED_EXAMPLES:
+            raise ValueError(f"category {self.name!r}: {len(self.examples)} example(s); at least "
+                             f"{MIN_SEED_EXAMPLES} are needed to score a category from its examples")
+        counter = {seed_key(t) for t in self.counter_examples}
+        both = [t for t in self.examples if seed_key(t) in counter]
+        if both:
+            raise ValueError(f"category {self.name!r}: {_short(both[0])} is both an example and a counter-example")
+        return self
 
 
 class Routing(_Strict):
@@ -77,6 +112,15 @@ class ReviewRules(_Strict):
                                        "that the new model routes automatically leave the review queue")
 
 
+class NewCategories(_Strict):
+    """How categories that start from seed examples grow a trained head."""
+
+    # Expert labels (tickets reviewed since the category was added) before `triage retrain --heads-only` fits a head.
+    min_labels_for_head: int = Field(default=30, ge=1, le=100_000)
+    # Positives among them the head needs at the least (seed examples count).
+    min_positives_for_head: int = Field(default=5, ge=1, le=100_000)
+
+
 class Policy(_Strict):
     """A team's whole policy; the one source of category and severity names."""
 
@@ -87,6 +131,7 @@ class Policy(_Strict):
     routing: Routing = Routing()
     promotion: Promotion = Promotion()
     review: ReviewRules = ReviewRules()
+    new_categories: NewCategories = NewCategories()
 
     @field_validator("severity", "categories")
     @classmethod
@@ -102,6 +147,22 @@ class Policy(_Strict):
         if "none" in self.category_names:
             raise ValueError("'none' is reserved for 'no violation' and cannot be a category name")
         return self
+
+    @model_validator(mode="after")
+    def _seeds_belong_to_one_category(self) -> Policy:
+        owner: dict[str, str] = {}
+        for c in self.categories:
+            for text in c.examples:
+                first = owner.setdefault(seed_key(text), c.name)
+                if first != c.name:
+                    raise ValueError(f"example {_short(text)} is listed under both {first!r} and {c.name!r}; "
+                                     "a seed example belongs to one category")
+        return self
+
+    @cached_property
+    def seeded_categories(self) -> tuple[str, ...]:
+        """Categories that list seed examples, in policy order."""
+        return tuple(c.name for c in self.categories if c.examples)
 
     @cached_property
     def category_names(self) -> tuple[str, ...]:

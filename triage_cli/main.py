@@ -276,7 +276,10 @@ def score(
             validate_tickets(tickets[start : start + batch_size], limits)
     except TriageError as err:
         raise _fail(err) from err
-    scorer = Scorer(loaded.classifier, settings.load_policy(), limits)
+    from triage.models.examples import with_example_heads
+
+    policy_ = settings.load_policy()
+    scorer = Scorer(with_example_heads(loaded.classifier, policy_), policy_, limits)  # seeded categories too
     sink = out.open("w", encoding="utf-8") if out else sys.stdout
     try:
         with Progress(*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -299,21 +302,60 @@ def score(
                   + (f" -> {out}" if out else ""))
 
 
+def _served_card(settings: Settings) -> tuple[Any, str]:
+    """The card of the model `triage serve` would load (TRIAGE_SERVING__MODEL_DIR or @champion), and its name."""
+    from triage.models.base import ModelCard
+
+    if settings.serving.model_dir:
+        return ModelCard.read(Path(settings.serving.model_dir)), str(settings.serving.model_dir)
+    from triage.adapters import mlflow_registry as registry
+
+    loaded = registry.load_model(settings)
+    return loaded.classifier.card, f"{loaded.name} v{loaded.version} ({loaded.classifier.card.kind})"
+
+
 @app.command()
 def policy(
     path: Annotated[Path | None, typer.Argument(help="policy file to check (default TRIAGE_POLICY)")] = None,
+    model: Annotated[bool, typer.Option(help="say which categories the served model has a head for")] = True,
 ) -> None:
-    """Validate a policy file and print its categories and severity levels."""
+    """Validate a policy file; print its categories, severity levels and what each category is scored by."""
+    from triage.models.examples import head_status
     from triage.taxonomy import load_policy
 
+    settings = get_settings()
     try:
-        p = load_policy(path or get_settings().policy)
+        p = load_policy(path or settings.policy)
     except TriageError as err:
         raise _fail(err) from err
     out = make_console()
     out.print(f"policy {p.name} {p.version} (digest {p.digest})")
     out.print("categories: " + ", ".join(p.category_names))
     out.print("severity: " + " < ".join(p.severity_names))
+    card, where = None, "no model checked (--no-model)"
+    if model:
+        try:
+            card, where = _served_card(settings)
+        except Exception as err:  # no registry, nothing registered: still report what the policy alone gives
+            where = f"no model to check ({type(err).__name__}: {str(err)[:120]})"
+    status = head_status(card) if card is not None else {}
+    table = Table(title=f"what scores each category - model: {where}")
+    for col in ("category", "scored by"):
+        table.add_column(col)
+    for c in p.categories:
+        seeds = f"{len(c.examples)} examples, {len(c.counter_examples)} counter-examples"
+        if card is not None and c.name in card.categories and c.name not in status:
+            what = "trained head"
+        elif status.get(c.name, {}).get("runs_on") == "light_head":
+            what = f"light head ({status[c.name].get('labels')} expert labels; {seeds})"
+        elif card is None and not c.examples:
+            what = "its trained head, when the model has one"
+        elif c.examples:
+            what = f"examples only ({seeds}): similarity to the seeds, positives always reviewed"
+        else:
+            what = "nothing yet: no trained head and no examples (add examples: to score it)"
+        table.add_row(c.name, what)
+    out.print(table)
 
 
 def _comparison_table(comparison: Any) -> Table:
@@ -353,12 +395,19 @@ def retrain(
     labels: Annotated[Path | None, typer.Option(help="expert labels (CSV/JSONL or a Label Studio JSON export); "
                                                      "default: the review loop's label store")] = None,
     expert_weight: Annotated[float, typer.Option(min=0.01, help="weight of an expert label vs a source label")] = 2.0,
+    heads_only: Annotated[bool, typer.Option("--heads-only", help="keep the champion; fit light heads for the "
+                                             "policy's new (seeded) categories from expert labels")] = False,
+    promote_heads: Annotated[bool, typer.Option("--promote", help="with --heads-only: make it @champion when the "
+                                                "heads-only gate passes (base unchanged)")] = False,
 ) -> None:
     """Train a challenger on base data + expert labels, compare it with the champion, register @challenger."""
     from training.retrain import retrain as run_retrain
 
     settings = get_settings()
     _setup(settings)
+    if heads_only:
+        _retrain_heads(settings, labels, promote_heads)
+        return
     try:
         result = run_retrain(settings, kind=model.value, expert=_expert_labels(labels), expert_weight=expert_weight)
     except TriageError as err:
@@ -368,6 +417,29 @@ def retrain(
     _print_gate(out, result.comparison.gate)
     out.print(f"challenger: {settings.mlflow.model_name} v{result.challenger_version} (@challenger), "
               f"{result.n_expert} expert labels; parent run {result.parent_run_id}")
+
+
+def _retrain_heads(settings: Settings, labels: Path | None, promote_heads: bool) -> None:
+    from training.heads import retrain_heads
+
+    try:
+        result = retrain_heads(settings, _expert_labels(labels), promote=promote_heads)
+    except TriageError as err:
+        raise _fail(err) from err
+    out = Console()
+    table = Table(title=f"light heads in {settings.mlflow.model_name} v{result.version} (@challenger"
+                        f"{', @champion' if result.promoted else ''})")
+    for col in ("category", "labels", "positives", "CV precision", "positives reviewed"):
+        table.add_column(col)
+    for h in result.heads:
+        table.add_row(h.name, str(h.n_labels), str(h.n_positives),
+                      "-" if h.precision is None else f"{h.precision:.3f}", "yes" if not h.meets_target else "no")
+    out.print(table)
+    for name, why in result.skipped.items():
+        out.print(f"not yet: {name} ({why})")
+    steps = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items() if k != "total")
+    out.print(f"{result.seconds['total']:.1f}s ({steps}); run {result.run_id}"
+              + ("" if result.promoted else "; `triage promote` to serve it"))
 
 
 @app.command()

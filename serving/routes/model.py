@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from serving.deps import ApiKey, PolicyDep, ServingDep
 from serving.schemas import ErrorOut, ModelInfo
+from triage.models.examples import head_status
 
 router = APIRouter(prefix="/v1", tags=["model"], dependencies=[ApiKey])
 
@@ -29,4 +30,5 @@ def model_info(serving: ServingDep, policy: PolicyDep) -> ModelInfo:
         thresholds=dict(card.thresholds),
         metrics=metrics or dict(card.metrics),
         loaded_at=serving.loaded_at,
+        example_heads=head_status(card),
     )

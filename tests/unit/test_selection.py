@@ -12,12 +12,14 @@ from triage.selection import (
     STRATEGIES,
     Diverse,
     Entropy,
+    ExampleGuided,
     LeastConfidence,
     Margin,
     RandomSelection,
     SeverityWeighted,
     Strategy,
     entropy,
+    example_guided,
     expected_severity,
     get_strategy,
     k_center_greedy,
@@ -176,3 +178,51 @@ def test_review_order_ranks_scored_tickets_with_the_configured_strategy() -> Non
     assert review_order(tickets, policy, get_strategy("least_confidence")) == [1, 2, 0]
     assert review_order(tickets, policy, get_strategy("margin")) == [2, 1, 0]
     assert review_order([], policy, get_strategy("entropy")) == []
+
+
+# ---------------------------------------------------------------------------------------------- new categories
+
+
+def test_example_guided_puts_likely_members_first_where_uncertainty_alone_would_not() -> None:
+    # column 0: a trained category, unsure on row 0; column 1: a new category whose examples head likes row 2.
+    p = np.array([[0.5, 0.02], [0.9, 0.05], [0.97, 0.6], [0.1, 0.3]])
+    sev = np.full((4, 2), 0.5)
+    assert LeastConfidence().select(p, sev, 1)[0] == 0
+    guided = ExampleGuided(columns=(1,), thresholds=(0.45,))
+    assert list(guided.select(p, sev, 4)[:2]) == [2, 3]
+    assert guided.score(p)[2] > 1.0 > guided.score(p)[0]
+
+
+def test_example_guided_mixes_similarity_with_uncertainty() -> None:
+    s = example_guided(np.array([[0.9], [0.5], [0.1], [0.0]]), np.array([0.5]), weight=0.5)
+    assert s[1] > s[0] > s[2] > s[3]  # unsure first, then likely members, then the clear no's
+    np.testing.assert_allclose(example_guided(np.array([[0.8]]), None, weight=1.0), [0.8])
+    with pytest.raises(ValueError, match="thresholds must have one value per column"):
+        example_guided(np.zeros((2, 2)), np.array([0.5]))
+
+
+def test_get_strategy_example_guided_watches_the_policys_seeded_categories() -> None:
+    from tests.seeded import NEW, seeded_policy_dict
+    from triage.taxonomy import parse_policy
+
+    policy = parse_policy(seeded_policy_dict())
+    strategy = get_strategy("example_guided", policy)
+    assert isinstance(strategy, ExampleGuided)
+    assert strategy.columns == (policy.category_names.index(NEW),)
+    assert get_strategy("example_guided") == ExampleGuided()
+
+
+def test_review_service_uses_the_example_guided_score_for_a_seeded_policy() -> None:
+    from tests.seeded import NEW, seeded_policy_dict
+    from triage.review.service import review_strategy, usefulness_scores
+    from triage.taxonomy import parse_policy
+
+    policy = parse_policy(seeded_policy_dict())
+    strategy = review_strategy("example_guided", policy)
+    j = policy.category_names.index(NEW)
+    p = np.full((3, len(policy.category_names)), 0.02)
+    p[0, 0] = 0.5  # unsure about hate only
+    p[1, j] = 0.7  # a likely member of the new category
+    sev = np.full((3, len(policy.severity_names)), 0.2)
+    useful = usefulness_scores(strategy, p, sev)
+    assert useful[1] > useful[0] > useful[2]

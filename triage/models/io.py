@@ -26,4 +26,8 @@ def load_classifier(directory: str | Path, threads: int = 1) -> Classifier:
         from triage.models.combined import CombinedClassifier
 
         return CombinedClassifier.load(path, threads=threads)
+    if card.kind == "heads":
+        from triage.models.examples import HeadsClassifier
+
+        return HeadsClassifier.load(path, threads=threads)
     raise ModelNotFoundError(f"{path}: unknown classifier kind {card.kind!r}")

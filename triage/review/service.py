@@ -64,13 +64,13 @@ class PullReport:
     deleted: int = 0
 
 
-def review_strategy(name: str) -> selection.Strategy:
+def review_strategy(name: str, policy: Policy | None = None) -> selection.Strategy:
     """The configured selection strategy for the review push; ReviewError names the known ones.
 
     A `diverse_*` strategy needs embeddings, which the serving model does not expose: its base strategy is used.
     """
     try:
-        strategy = selection.get_strategy(name)
+        strategy = selection.get_strategy(name, policy)
     except ValueError as err:
         raise ReviewError(f"TRIAGE_LABELSTUDIO__STRATEGY: {err}") from None
     if isinstance(strategy, selection.Diverse):
@@ -92,6 +92,8 @@ def usefulness_scores(strategy: selection.Strategy, proba_categories: np.ndarray
         return selection.entropy(proba_categories)
     if isinstance(strategy, selection.SeverityWeighted):
         return selection.severity_weighted(proba_categories, proba_severity, strategy.weight)
+    if isinstance(strategy, selection.ExampleGuided):
+        return strategy.score(proba_categories)
     if isinstance(strategy, selection.RandomSelection):
         gen = rng if rng is not None else np.random.default_rng()
         return gen.random(len(proba_categories))
@@ -134,7 +136,7 @@ class ReviewService:
         self.adjudication_config = labeling_config(policy, adjudication=True)
         self._adjudication_pid: int | None = None
         self.strategy_name = settings.strategy
-        self.strategy = review_strategy(settings.strategy)
+        self.strategy = review_strategy(settings.strategy, policy)
         self._rng = np.random.default_rng()
         self._model_version: str | None = None
         self._ensured: tuple[int, str] | None = None  # (project id, model version) ensured in this process
