@@ -70,7 +70,8 @@ class Scorer:
     def decide(self, scores: Scores) -> Decision:
         """Route one ticket: inside the card's precision and auto-clear guarantees when it carries them."""
         if self._clear:
-            return assured_decision(scores, self.policy, self._points, self._clear, self._thresholds)
+            return self._review_young(
+                assured_decision(scores, self.policy, self._points, self._clear, self._thresholds), scores)
         if not self._points:
             return self._review_young(decide(scores, self.policy, self._thresholds), scores)
         decision = guarded_decision(scores, self.policy, self._points, self._thresholds)
