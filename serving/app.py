@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from serving import errors
+from serving import errors, overload
 from serving.batching import MicroBatcher
 from serving.model_source import DirectorySource, ModelSource, RegistrySource, Reloader
 from serving.routes import health, ml_backend, model, review, score
@@ -72,6 +72,8 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
     app.state.slot = ModelSlot()
     app.state.review = build_review_service(settings, policy)
     errors.install(app)
+    overload.install(app)
+    app.state.admission = overload.Admission(settings.overload.max_pending_tickets, settings.overload.retry_after_s)
     app.add_middleware(errors.BodySizeLimit, max_bytes=settings.serving.max_body_bytes)
     app.include_router(health.router)
     app.include_router(score.router)

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Request, status
 
 from serving.batching import MicroBatcher
+from serving.overload import Admission
 from serving.state import ModelSlot, Serving
 from triage.settings import Settings
 from triage.taxonomy import Policy
@@ -52,6 +53,12 @@ async def get_batcher(request: Request) -> MicroBatcher:
     return batcher
 
 
+async def get_admission(request: Request) -> Admission:
+    """The bounded queue in front of the model."""
+    admission: Admission = request.app.state.admission
+    return admission
+
+
 async def require_api_key(
     settings: Annotated[Settings, Depends(get_app_settings)],
     x_api_key: Annotated[str | None, Header(description="One of TRIAGE_API_KEYS, when set.")] = None,
@@ -77,4 +84,5 @@ PolicyDep = Annotated[Policy, Depends(get_policy)]
 SlotDep = Annotated[ModelSlot, Depends(get_slot)]
 ServingDep = Annotated[Serving, Depends(get_serving)]
 BatcherDep = Annotated[MicroBatcher, Depends(get_batcher)]
+AdmissionDep = Annotated[Admission, Depends(get_admission)]
 ApiKey = Depends(require_api_key)

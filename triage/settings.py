@@ -85,6 +85,16 @@ class LabelStudioSettings(BaseModel):
         return self
 
 
+class OverloadSettings(BaseModel):
+    """What the API does when more arrives than the model can score (serving/overload.py)."""
+
+    max_pending_tickets: int = Field(default=128, ge=1, le=100_000,
+                                     description="tickets waiting for or in model calls; beyond it 429")
+    retry_after_s: int = Field(default=1, ge=1, le=3600, description="Retry-After sent with a 429")
+    request_timeout_ms: float = Field(default=5000.0, gt=0.0, le=600_000.0,
+                                      description="default deadline of a score request (X-Request-Timeout-Ms)")
+
+
 class Settings(BaseSettings):
     """Everything configurable, from TRIAGE_* environment variables."""
 
@@ -99,6 +109,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = ServingSettings()
     mlflow: MlflowSettings = MlflowSettings()
     labelstudio: LabelStudioSettings = LabelStudioSettings()
+    overload: OverloadSettings = OverloadSettings()
 
     @field_validator("api_keys", mode="before")
     @classmethod
