@@ -14,6 +14,7 @@ from serving.batching import MicroBatcher
 from serving.model_source import DirectorySource, ModelSource, RegistrySource, Reloader
 from serving.routes import health, ml_backend, model, review, score
 from serving.state import ModelSlot
+from serving.workers import LeaderLock
 from triage.review.service import build_review_service
 from triage.scorer import TicketLimits
 from triage.settings import Settings, get_settings
@@ -48,8 +49,14 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
         app.state.reloader = reloader
         reloader.start()
         review_service = app.state.review
+        delivery = None
         if review_service is not None:
-            review_service.start()
+            # With several worker processes, one delivers to Label Studio; all of them enqueue.
+            delivery = LeaderLock(review_service.outbox.path.with_name(review_service.outbox.path.name + ".lock"))
+            if delivery.try_acquire():
+                review_service.start()
+            else:
+                log.info("another worker process delivers review items; this one only queues them")
         try:
             yield
         finally:
@@ -57,6 +64,8 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
             if review_service is not None:
                 await asyncio.to_thread(review_service.stop)
                 review_service.outbox.close()
+            if delivery is not None:
+                delivery.release()
             await batcher.stop()
 
     app = FastAPI(

@@ -166,6 +166,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port (default TRIAGE_SERVING__PORT)")] = None,
     train_if_missing: Annotated[bool, typer.Option(help="train the default baseline when nothing is registered")
                                 ] = False,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="server processes, each with its own model")] = 1,
 ) -> None:
     """Serve the scoring API with the @champion model."""
     import uvicorn
@@ -184,11 +185,22 @@ def serve(
             result = run_training(settings, kind="baseline")
             console.print(f"trained {settings.mlflow.model_name} v{result.version}: "
                           f"test macro-F1 {result.metrics['macro_f1']:.3f}")
+    h, p = host or settings.serving.host, port or settings.serving.port
+    if workers > 1:
+        # Each worker process builds the app from the environment: hand it the address the CLI chose.
+        os.environ["TRIAGE_SERVING__HOST"], os.environ["TRIAGE_SERVING__PORT"] = h, str(p)
+        try:
+            settings.load_policy()  # fail here, once, rather than in every worker
+        except TriageError as err:
+            raise _fail(err) from err
+        console.print(f"serving on http://{h}:{p} with {workers} processes  (docs: http://{h}:{p}/docs)")
+        uvicorn.run("serving.app:create_app", factory=True, workers=workers, host=h, port=p,
+                    log_level=settings.log_level.lower(), access_log=False)
+        return
     try:
         application = create_app(settings)
     except TriageError as err:
         raise _fail(err) from err
-    h, p = host or settings.serving.host, port or settings.serving.port
     console.print(f"serving on http://{h}:{p}  (docs: http://{h}:{p}/docs)")
     uvicorn.run(application, host=h, port=p, log_level=settings.log_level.lower(), access_log=False)
 
