@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -42,29 +43,32 @@ def _blocks(features: Any) -> tuple[list[_Block], int]:
     blocks, offset = [], 0
     for v in vectorisers:
         idf = getattr(v, "idf_", None) if getattr(v, "use_idf", False) else None
-        blocks.append(_Block(v.build_analyzer(), dict(v.vocabulary_), None if idf is None else np.asarray(idf),
+        # Plain ints: numpy integer values would make every lookup of a request box and unbox a scalar.
+        vocabulary = {term: int(col) for term, col in v.vocabulary_.items()}
+        blocks.append(_Block(v.build_analyzer(), vocabulary, None if idf is None else np.asarray(idf),
                              bool(getattr(v, "sublinear_tf", False)), getattr(v, "norm", None), offset))
         offset += len(v.vocabulary_)
     return blocks, offset
 
 
-def _row(block: _Block, text: str) -> tuple[list[int], np.ndarray]:
+def _row(block: _Block, text: str) -> tuple[np.ndarray, np.ndarray]:
     """Columns and TF-IDF values of one text in one block, as the vectoriser computes them (float32)."""
-    vocabulary = block.vocabulary
     counts = Counter(block.analyse(text))
-    cols = [vocabulary[t] for t in counts if t in vocabulary]
-    if not cols:
-        return [], np.zeros(0, dtype=np.float32)
-    tf = np.fromiter((counts[t] for t in counts if t in vocabulary), dtype=np.float32, count=len(cols))
+    n = len(counts)
+    # One C-level pass each: column of every distinct n-gram (-1 = not in the vocabulary), and its count.
+    cols = np.fromiter(map(block.vocabulary.get, counts, repeat(-1, n)), dtype=np.int64, count=n)
+    tf = np.fromiter(counts.values(), dtype=np.float32, count=n)
+    known = cols >= 0
+    cols, tf = cols[known], tf[known]
     if block.sublinear:
         tf = np.log(tf) + np.float32(1.0)
     if block.idf is not None:
         tf = tf * block.idf[cols]
-    if block.norm == "l2":
+    if block.norm == "l2" and len(tf):
         tf = tf / np.float32(np.sqrt(np.dot(tf, tf)))
-    elif block.norm == "l1":
+    elif block.norm == "l1" and len(tf):
         tf = tf / np.float32(np.abs(tf).sum())
-    return [c + block.offset for c in cols], tf
+    return cols + block.offset, tf
 
 
 class FastLinearHeads:
@@ -92,17 +96,18 @@ class FastLinearHeads:
 
     def features(self, texts: Sequence[str]) -> sp.csr_matrix:
         """TF-IDF matrix (n, F), float32, blocks side by side: the one place a text becomes features."""
-        indices: list[int] = []
+        indices: list[np.ndarray] = []
         data: list[np.ndarray] = []
-        indptr = [0]
-        for text in texts:
+        lengths = np.zeros(len(texts) + 1, dtype=np.int64)
+        for i, text in enumerate(texts):
             for block in self._blocks:
                 cols, values = _row(block, text)
-                indices.extend(cols)
+                indices.append(cols)
                 data.append(values)
-            indptr.append(len(indices))
-        values = np.concatenate(data) if data else np.zeros(0, dtype=np.float32)
-        return sp.csr_matrix((values, np.asarray(indices, dtype=np.int32), np.asarray(indptr, dtype=np.int32)),
+                lengths[i + 1] += len(cols)
+        if not data:
+            return sp.csr_matrix((len(texts), self.n_features), dtype=np.float32)
+        return sp.csr_matrix((np.concatenate(data), np.concatenate(indices), np.cumsum(lengths)),
                              shape=(len(texts), self.n_features))
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
