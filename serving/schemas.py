@@ -42,6 +42,12 @@ class SeverityOut(BaseModel):
     scores: dict[str, float]
 
 
+class PathOut(BaseModel):
+    """Which model of a cascade scored a ticket."""
+
+    path: Literal["fast", "full"] = Field(description="fast = the cheap model alone; full = the full model.")
+
+
 class ResultOut(BaseModel):
     """Scores and routing decision for one ticket."""
 
@@ -56,6 +62,7 @@ class ResultOut(BaseModel):
         default_factory=list, description="Categories asserted within their validated precision guarantee.")
     expected_precision: dict[str, float] = Field(
         default_factory=dict, description="Validation precision at each asserted category's operating point.")
+    model: PathOut | None = Field(default=None, description="Set when a cascade serves: which path scored it.")
 
 
 class ScoreResponse(BaseModel):
@@ -80,6 +87,8 @@ class ModelInfo(BaseModel):
     thresholds: dict[str, float]
     metrics: dict[str, float]
     loaded_at: str
+    expected_full_share: float | None = Field(
+        default=None, description="Cascade only: share of validation tickets the full model scored.")
 
 
 class Health(BaseModel):

@@ -29,4 +29,5 @@ def model_info(serving: ServingDep, policy: PolicyDep) -> ModelInfo:
         thresholds=dict(card.thresholds),
         metrics=metrics or dict(card.metrics),
         loaded_at=serving.loaded_at,
+        expected_full_share=(card.extra.get("cascade") or {}).get("expected_full_share"),
     )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Request
 
 from serving.deps import AdmissionDep, ApiKey, BatcherDep, ServingDep, SettingsDep
 from serving.overload import timeout_seconds
-from serving.schemas import ErrorOut, ModelRef, ResultOut, ScoreRequest, ScoreResponse, SeverityOut
+from serving.schemas import ErrorOut, ModelRef, PathOut, ResultOut, ScoreRequest, ScoreResponse, SeverityOut
 from triage.scorer import validate_tickets
 from triage.tickets import ScoredTicket, Ticket
 
@@ -40,6 +40,7 @@ def to_result(item: ScoredTicket) -> ResultOut:
         reasons=list(d.reasons),
         prediction_set=list(d.prediction_set),
         expected_precision=dict(d.expected_precision),
+        model=None if item.path is None else PathOut(path=item.path),  # type: ignore[arg-type]
     )
 
 
