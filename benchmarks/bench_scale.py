@@ -169,17 +169,20 @@ def main() -> None:
     results: dict[str, object] = {"cpu": cpu_info(), "load_average_1m_before": os.getloadavg()[0],
                                   "concurrency": 8, "duration_s": args.duration,
                                   "model": str(args.model_dir or "@champion")}
+    print("1. one process: /healthz then /v1/score", flush=True)
     with served(env) as (url, _pid):
         wrk(url, "/v1/score", bodies, 8, 3)  # warm-up
         health = wrk(url, "/healthz", bodies, 8, args.duration)
         one = wrk(url, "/v1/score", bodies, 8, args.duration)
     results["healthz"], results["score_1_worker"] = health, one
     results["score_over_healthz"] = one["requests_per_s"] / health["requests_per_s"]
-    with served(env, args=["--workers", "2"]) as (url, _pid):
+    print("2. --workers 2: /v1/score", flush=True)
+    with served(env, ready_timeout_s=600, args=["--workers", "2"]) as (url, _pid):
         wrk(url, "/v1/score", bodies, 8, 3)
         two = wrk(url, "/v1/score", bodies, 8, args.duration)
     results["score_2_workers"] = two
     results["workers_2_over_1"] = two["requests_per_s"] / one["requests_per_s"]
+    print("3. overload: 0.3x then 2x the saturation rate", flush=True)
     results["overload"] = overload(env, texts, one["requests_per_s"], args.overload_duration)
     results["load_average_1m_after"] = os.getloadavg()[0]
     bodies.unlink()

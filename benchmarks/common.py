@@ -61,4 +61,8 @@ def served(extra_env: Mapping[str, str] | None = None, ready_timeout_s: float = 
         yield url, proc.pid
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -205,26 +205,56 @@ def serve(
     uvicorn.run(application, host=h, port=p, log_level=settings.log_level.lower(), access_log=False)
 
 
+class Engine(StrEnum):
+    """Where `score` runs: this process, or Ray Data (local Ray or a cluster)."""
+
+    local = "local"
+    ray = "ray"
+
+
 @app.command()
 def score(
-    file: Annotated[Path, typer.Argument(help="CSV or JSONL with `text` and optional `id`", exists=True,
+    file: Annotated[Path, typer.Argument(help="CSV, JSONL or Parquet with `text` and optional `id`", exists=True,
                                          dir_okay=False)],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="output JSONL (default: stdout)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="output JSONL or .parquet (default: stdout)")
+                   ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=4096)] = 64,
     alias: Annotated[str, typer.Option()] = "champion",
+    engine: Annotated[Engine, typer.Option(help="local, or ray (Ray Data; resumable; needs --out)")] = Engine.local,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (default: a local Ray runtime)")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=1024, help="Ray actors, one model each")] = 2,
+    chunk_size: Annotated[int, typer.Option(min=1, max=100_000, help="tickets per resumable chunk (ray)")] = 1000,
 ) -> None:
-    """Score a file of tickets offline with the registered model; one JSON result per line."""
+    """Score a file of tickets offline with the registered model; one JSON result per line, the API's fields."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from triage.adapters import mlflow_registry as registry
-    from triage.data.imports import read_tickets_file
     from triage.scorer import Scorer, TicketLimits, validate_tickets
     from triage.tickets import Ticket
+    from triage_cli.score import backfill, read_tickets, result_row
 
     settings = get_settings()
     _setup(settings)
+    columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    if engine == Engine.ray:
+        if out is None:
+            raise typer.BadParameter("--engine ray writes a file: give --out FILE.jsonl or FILE.parquet",
+                                     param_hint="--out")
+        try:
+            loaded = registry.load_model(settings, alias)
+            with Progress(*columns, console=console) as progress:
+                task = progress.add_task("scoring (ray)", total=None)
+                report = backfill(file, out, loaded, str(settings.policy) if settings.policy else None,
+                                  settings.serving.max_text_chars, address, workers, chunk_size,
+                                  lambda done, total: progress.update(task, completed=done, total=total))
+        except TriageError as err:
+            raise _fail(err) from err
+        console.print(f"scored {report.tickets} tickets with {loaded.name} v{loaded.version} on Ray "
+                      f"({report.chunks} chunks, {report.resumed_chunks} already done) in {report.seconds:.1f}s "
+                      f"-> {out}")
+        return
     try:
-        rows = read_tickets_file(file)
+        rows = read_tickets(file)
         loaded = registry.load_model(settings, alias)
         limits = TicketLimits(max_tickets=max(batch_size, 1), max_text_chars=settings.serving.max_text_chars)
         tickets = [Ticket(i, t, m) for i, t, m in rows]
@@ -235,18 +265,11 @@ def score(
     scorer = Scorer(loaded.classifier, settings.load_policy(), limits)
     sink = out.open("w", encoding="utf-8") if out else sys.stdout
     try:
-        with Progress(*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=console) as progress:
+        with Progress(*columns, console=console) as progress:
             task = progress.add_task("scoring", total=len(tickets))
             for start in range(0, len(tickets), batch_size):
                 for item in scorer.score(tickets[start : start + batch_size], validate=False):
-                    d = item.decision
-                    sink.write(json.dumps({
-                        "id": item.ticket.id, "categories": dict(item.scores.categories), "category": d.category,
-                        "severity": {"level": d.severity, "scores": dict(item.scores.severity)},
-                        "priority": d.priority, "route": d.route, "reasons": list(d.reasons),
-                        "model": {"name": loaded.name, "version": loaded.version},
-                    }) + "\n")
+                    sink.write(json.dumps(result_row(item, loaded.name, loaded.version)) + "\n")
                 progress.advance(task, min(batch_size, len(tickets) - start))
     finally:
         if out:
