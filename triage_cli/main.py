@@ -167,6 +167,9 @@ def serve(
     train_if_missing: Annotated[bool, typer.Option(help="train the default baseline when nothing is registered")
                                 ] = False,
     workers: Annotated[int, typer.Option(min=1, max=64, help="server processes, each with its own model")] = 1,
+    engine: Annotated[str, typer.Option(help="uvicorn, or ray (Ray Serve replicas)")] = "uvicorn",
+    replicas: Annotated[int, typer.Option(min=1, max=256, help="Ray Serve replicas (--engine ray)")] = 1,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (--engine ray; default: local)")] = None,
 ) -> None:
     """Serve the scoring API with the @champion model."""
     import uvicorn
@@ -186,6 +189,15 @@ def serve(
             console.print(f"trained {settings.mlflow.model_name} v{result.version}: "
                           f"test macro-F1 {result.metrics['macro_f1']:.3f}")
     h, p = host or settings.serving.host, port or settings.serving.port
+    if engine not in ("uvicorn", "ray"):
+        raise typer.BadParameter(f"{engine!r}: expected uvicorn or ray", param_hint="--engine")
+    if engine == "ray":
+        from serving import ray_serve
+
+        os.environ["TRIAGE_SERVING__HOST"], os.environ["TRIAGE_SERVING__PORT"] = h, str(p)
+        console.print(f"serving on http://{h}:{p} with {replicas} Ray Serve replicas")
+        ray_serve.run(h, p, replicas, address)
+        return
     if workers > 1:
         # Each worker process builds the app from the environment: hand it the address the CLI chose.
         os.environ["TRIAGE_SERVING__HOST"], os.environ["TRIAGE_SERVING__PORT"] = h, str(p)
