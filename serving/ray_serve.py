@@ -56,3 +56,9 @@ def run(host: str, port: int, replicas: int, address: str | None = None) -> None
     ray.init(**init)
     serve.start(http_options={"host": host, "port": port})
     serve.run(deployment(replicas).bind(), name=APP_NAME, route_prefix="/", blocking=True)
+
+
+def app_builder(args: dict[str, str]) -> Any:
+    """Application builder for a Ray Serve config file (`import_path: serving.ray_serve:app_builder`, as in
+    deploy/rayservice.yaml); `args.replicas` sets the replica count (default 2)."""
+    return deployment(int(args.get("replicas", 2))).bind()
