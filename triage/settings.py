@@ -88,6 +88,7 @@ class LabelStudioSettings(BaseModel):
 class OverloadSettings(BaseModel):
     """What the API does when more arrives than the model can score (serving/overload.py)."""
 
+    # Default: one round of full micro-batches in the model (2 workers x 32) and one waiting for it.
     max_pending_tickets: int = Field(default=128, ge=1, le=100_000,
                                      description="tickets waiting for or in model calls; beyond it 429")
     retry_after_s: int = Field(default=1, ge=1, le=3600, description="Retry-After sent with a 429")
