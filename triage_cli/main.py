@@ -291,6 +291,29 @@ def score(
 
 
 @app.command()
+def cascade(
+    fast: Annotated[str, typer.Option(help="registered version of the cheap model")],
+    full: Annotated[str, typer.Option(help="registered version of the full model")],
+    alias: Annotated[str | None, typer.Option(help="point this alias (e.g. challenger) at the cascade")] = None,
+    min_agreement: Annotated[float, typer.Option(min=0.5, max=1.0)] = 0.98,
+    max_auprc_drop: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.005,
+) -> None:
+    """Fit a cascade of two registered models on the validation split and register it."""
+    from training.cascade import build
+
+    settings = get_settings()
+    _setup(settings)
+    try:
+        result = build(settings, fast, full, alias, min_agreement, max_auprc_drop)
+    except TriageError as err:
+        raise _fail(err) from err
+    f = result.fit
+    Console().print(f"registered {settings.mlflow.model_name} v{result.version} = cascade(fast v{fast}, full v{full}): "
+                    f"{f.full_share:.1%} of validation tickets take the full path; decisions equal the full model's "
+                    f"on {f.agreement:.1%}; macro-AUPRC {f.auprc_cascade:.4f} vs {f.auprc_full:.4f}")
+
+
+@app.command()
 def policy(
     path: Annotated[Path | None, typer.Argument(help="policy file to check (default TRIAGE_POLICY)")] = None,
 ) -> None:
