@@ -50,3 +50,11 @@ def running_api(env: Mapping[str, str], ready_timeout_s: float = 120, args: Sequ
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def cli(env: Mapping[str, str], *args: str, timeout: float = 600) -> str:
+    """Run `triage args...` to completion; its stdout, or an assertion error with its output."""
+    done = subprocess.run([TRIAGE, *args], env=dict(env), cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          check=False)
+    assert done.returncode == 0, f"triage {' '.join(args)}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    return done.stdout

@@ -3,31 +3,23 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.integration.api_server import TRIAGE, running_api
+from tests.integration.api_server import cli, running_api
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([TRIAGE, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          check=False)
-    assert done.returncode == 0, f"triage {' '.join(args)}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
-    return done.stdout
-
-
 def test_register_and_serve_a_cascade(tmp_path: Path) -> None:
     env = {**os.environ, "TRIAGE_HOME": str(tmp_path / "home"), "TRIAGE_DATASETS_DIR": str(tmp_path / "none"),
            "TRIAGE_LOG_LEVEL": "WARNING", "TRIAGE_LABELSTUDIO__ENABLED": "false"}
-    _cli(env, "train", "--model", "baseline", "--param", "char_ngram_max=4", "--param", "min_df=1")
-    _cli(env, "train", "--model", "baseline", "--param", "min_df=1")
-    out = " ".join(_cli(env, "cascade", "--fast", "1", "--full", "2", "--alias", "champion").split())
+    cli(env, "train", "--model", "baseline", "--param", "char_ngram_max=4", "--param", "min_df=1")
+    cli(env, "train", "--model", "baseline", "--param", "min_df=1")
+    out = " ".join(cli(env, "cascade", "--fast", "1", "--full", "2", "--alias", "champion").split())
     assert "registered triage v3 = cascade(fast v1, full v2)" in out
     with running_api(env) as url:
         info = httpx.get(f"{url}/v1/model").json()

@@ -11,28 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.api_server import TRIAGE
+from tests.integration.api_server import TRIAGE, cli
 from triage.data.sources import load_examples
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(env: dict[str, str], *args: str) -> None:
-    done = subprocess.run([TRIAGE, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          check=False)
-    assert done.returncode == 0, f"triage {' '.join(args)}:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
-
-
 def test_ray_backfill_matches_plain_score_and_resumes_after_kill(tmp_path: Path) -> None:
     pytest.importorskip("ray")
     env = {**os.environ, "TRIAGE_HOME": str(tmp_path / "home"), "TRIAGE_DATASETS_DIR": str(tmp_path / "none"),
            "TRIAGE_LOG_LEVEL": "WARNING", "TRIAGE_LABELSTUDIO__ENABLED": "false", "RAY_AUTH_MODE": "disabled"}
-    _run(env, "train", "--model", "baseline")
+    cli(env, "train", "--model", "baseline")
     texts = [ex.text for ex in load_examples()]
     tickets = tmp_path / "tickets.jsonl"
     tickets.write_text("".join(json.dumps({"id": f"k{i}", "text": texts[i % len(texts)]}) + "\n" for i in range(600)))
-    _run(env, "score", str(tickets), "-o", str(tmp_path / "plain.jsonl"))
+    cli(env, "score", str(tickets), "-o", str(tmp_path / "plain.jsonl"))
 
     out = tmp_path / "ray.jsonl"
     parts = tmp_path / "ray.jsonl.parts"
@@ -50,7 +44,7 @@ def test_ray_backfill_matches_plain_score_and_resumes_after_kill(tmp_path: Path)
     assert not out.exists()
     assert 0 < written < 60, f"{written} of 60 chunks were written before the kill"
 
-    _run(env, *args[1:])
+    cli(env, *args[1:])
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == [f"k{i}" for i in range(600)]  # none missing, none twice, input order
     plain = [json.loads(line) for line in (tmp_path / "plain.jsonl").read_text().splitlines()]
