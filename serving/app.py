@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
     overload.install(app)
     app.state.admission = overload.Admission(settings.overload.max_pending_tickets, settings.overload.retry_after_s)
     app.add_middleware(errors.BodySizeLimit, max_bytes=settings.serving.max_body_bytes)
+    app.add_middleware(overload.ShedWhenFull, admission=app.state.admission)  # outermost: sheds before reading
     app.include_router(health.router)
     app.include_router(score.router)
     app.include_router(model.router)

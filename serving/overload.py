@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving.schemas import ErrorOut
 
@@ -93,3 +94,27 @@ def install(app: FastAPI) -> None:
     """Register the overload handlers on an app."""
     app.add_exception_handler(OverloadedError, overloaded)
     app.add_exception_handler(DeadlineExceededError, deadline_exceeded)
+
+
+class ShedWhenFull:
+    """ASGI middleware: while the queue is full, refuse score requests before reading or parsing their body.
+
+    Under overload most arriving requests are refused; refusing them after JSON parsing and validation would
+    spend the CPU the model needs on requests that are turned away anyway. The route still checks the exact
+    ticket count (`Admission.admit`) for the requests that get through.
+    """
+
+    def __init__(self, app: ASGIApp, admission: Admission, paths: tuple[str, ...] = ("/v1/score",)) -> None:
+        self.app = app
+        self.admission = admission
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gate = self.admission
+        if scope["type"] == "http" and scope.get("path") in self.paths and gate.pending >= gate.limit:
+            gate.refused += 1
+            response = _error(429, "overloaded", str(OverloadedError(gate.pending, 1, gate.limit, gate.retry_after_s)),
+                              {"Retry-After": str(gate.retry_after_s)})
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

@@ -11,7 +11,6 @@ import pytest
 from tests.integration.api_server import cli, running_api
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_register_and_serve_a_cascade(tmp_path: Path) -> None:

@@ -95,6 +95,19 @@ def test_full_queue_answers_429_with_retry_after(settings: Settings, slow: SlowC
     assert slow.seen == ["first", "third"]
 
 
+def test_full_queue_refuses_before_parsing_the_body(settings: Settings, slow: SlowClassifier) -> None:
+    with _client(settings, slow, max_pending_tickets=1) as client, ThreadPoolExecutor(2) as pool:
+        first = pool.submit(client.post, "/v1/score", json=one("first"))
+        time.sleep(0.15)
+        r = client.post("/v1/score", content=b"{not json", headers={"Content-Type": "application/json"})
+        assert r.status_code == 429  # not 422: the body was never read
+        assert r.headers["Retry-After"] == "1" and r.json()["error"] == "overloaded"
+        assert client.get("/healthz").status_code == 200  # only scoring is shed
+        assert first.result().status_code == 200
+        assert client.post("/v1/score", content=b"{not json",
+                           headers={"Content-Type": "application/json"}).status_code == 422
+
+
 def test_deadline_passes_while_queued_503_and_never_scored(settings: Settings, slow: SlowClassifier) -> None:
     with _client(settings, slow, max_pending_tickets=10) as client, ThreadPoolExecutor(2) as pool:
         first = pool.submit(client.post, "/v1/score", json=one("first"))
