@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,13 +35,14 @@ def real_texts(n: int, seed: int, split: Split | None = None, max_chars: int = 2
 
 
 @contextmanager
-def served(extra_env: Mapping[str, str] | None = None, ready_timeout_s: float = 180) -> Iterator[tuple[str, int]]:
-    """`triage serve` on a free loopback port; yields (base URL, server pid); SIGTERM afterwards."""
+def served(extra_env: Mapping[str, str] | None = None, ready_timeout_s: float = 180,
+           args: Sequence[str] = ()) -> Iterator[tuple[str, int]]:
+    """`triage serve [args]` on a free loopback port; yields (base URL, server pid); SIGTERM afterwards."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     env = {**os.environ, "TRIAGE_LOG_LEVEL": "WARNING", **(extra_env or {})}
-    proc = subprocess.Popen([TRIAGE, "serve", "--port", str(port)], env=env, cwd=ROOT,
+    proc = subprocess.Popen([TRIAGE, "serve", "--port", str(port), *args], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -60,4 +61,8 @@ def served(extra_env: Mapping[str, str] | None = None, ready_timeout_s: float = 
         yield url, proc.pid
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -27,7 +27,7 @@ echo "bootstrap: creating $VENV with $($PYTHON --version)"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 # torch first and pinned: pip takes the CPU wheel; an open requirement would pull a multi-GB CUDA build.
 "$VENV/bin/pip" install --quiet torch==2.13.0
-"$VENV/bin/pip" install --quiet -e ".[dev]"
+"$VENV/bin/pip" install --quiet -e ".[dev,ray]"
 "$VENV/bin/pip" check
 rm -f "$VENV"/.installed-*
 touch "$stamp"

@@ -10,13 +10,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from serving import errors, openapi
+from serving import errors, openapi, overload
 from serving.batching import MicroBatcher
 from serving.metrics import Metrics
 from serving.model_source import DirectorySource, ModelSource, RegistrySource, Reloader
 from serving.observability import REQUEST_ID_HEADER, RequestContext, docs_urls
 from serving.routes import decisions, health, metrics, ml_backend, model, review, score
 from serving.state import ModelSlot
+from serving.workers import LeaderLock
 from triage.decisions.service import build_decision_log
 from triage.review.retention import RetentionTask
 from triage.review.service import build_review_service
@@ -57,15 +58,21 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
         app.state.reloader = reloader
         reloader.start()
         review_service = app.state.review
+        delivery = None
         if review_service is not None:
-            review_service.start()
+            # With several worker processes, one delivers to Label Studio and purges old texts; all of them enqueue.
+            delivery = LeaderLock(review_service.outbox.path.with_name(review_service.outbox.path.name + ".lock"))
+            if delivery.try_acquire():
+                review_service.start()
+            else:
+                log.info("another worker process delivers review items; this one only queues them")
         app.state.review_spool = spool = (
             ReviewSpool(review_service, settings.ops.spool_capacity, settings.ops.spool_retry_s)
             if review_service is not None else None)
         if spool is not None:
             spool.start()
-        retention = RetentionTask(review_service.outbox, settings.ops.retention_days,
-                                  settings.ops.purge_interval_s) if review_service is not None else None
+        retention = RetentionTask(review_service.outbox, settings.ops.retention_days, settings.ops.purge_interval_s
+                                  ) if review_service is not None and delivery is not None and delivery.held else None
         if retention is not None:
             retention.start()
         decision_log = app.state.decisions
@@ -84,6 +91,8 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
             if review_service is not None:
                 await asyncio.to_thread(review_service.stop)
                 review_service.outbox.close()
+            if delivery is not None:
+                delivery.release()
             await batcher.stop()
 
     app = FastAPI(
@@ -103,7 +112,10 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
     app.state.decisions = build_decision_log(settings, policy.version, app.state.review)
     errors.install(app)
     openapi.install(app, settings)
+    overload.install(app)
+    app.state.admission = overload.Admission(settings.overload.max_pending_tickets, settings.overload.retry_after_s)
     app.add_middleware(errors.BodySizeLimit, max_bytes=settings.serving.max_body_bytes)
+    app.add_middleware(overload.ShedWhenFull, admission=app.state.admission)  # sheds before reading the body
     app.state.metrics = Metrics(app.state)
     app.add_middleware(RequestContext, metrics=app.state.metrics)  # outermost: every answer gets a request id
     if settings.ops.cors_origins:
@@ -119,3 +131,13 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
     if settings.ops.metrics_enabled:
         app.include_router(metrics.router)
     return app
+
+
+def create_worker_app() -> FastAPI:
+    """The app of one `triage serve --workers N` process (uvicorn's factory): the server's logging (request ids,
+    escaped messages), then the app from the environment."""
+    from serving.observability import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings)
+    return create_app(settings)

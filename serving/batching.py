@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from serving.overload import DeadlineExceededError
 from serving.state import ModelSlot, Serving
 from triage.tickets import ScoredTicket, Ticket
 
@@ -60,11 +61,20 @@ class MicroBatcher:
             await asyncio.gather(*self._running, return_exceptions=True)
         self._executor.shutdown(wait=True)
 
-    async def score(self, tickets: Sequence[Ticket]) -> tuple[Serving, list[ScoredTicket]]:
-        """Score validated tickets together with whatever else is waiting; results in the given order."""
+    async def score(self, tickets: Sequence[Ticket], timeout_s: float | None = None
+                    ) -> tuple[Serving, list[ScoredTicket]]:
+        """Score validated tickets together with whatever else is waiting; results in the given order.
+
+        With `timeout_s`, DeadlineExceededError once it passes; a job still queued then never reaches the model.
+        """
         future: asyncio.Future[tuple[Serving, list[ScoredTicket]]] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Job(tickets, future))
-        return await future
+        if timeout_s is None:
+            return await future
+        try:
+            return await asyncio.wait_for(future, timeout_s)  # cancels the future: _dispatch then skips the job
+        except TimeoutError:
+            raise DeadlineExceededError(timeout_s * 1000.0) from None
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -96,6 +106,9 @@ class MicroBatcher:
         self._free.release()
 
     async def _dispatch(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> None:
+        jobs = [job for job in jobs if not job.future.done()]  # callers whose deadline passed while queued
+        if not jobs:
+            return
         serving = self.slot.current
         if serving is None:
             for job in jobs:

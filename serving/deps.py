@@ -13,6 +13,7 @@ from typing import Annotated, Protocol
 from fastapi import Depends, Header, HTTPException, Request, status
 
 from serving.batching import MicroBatcher
+from serving.overload import Admission
 from serving.security import given_key, match, named_keys
 from serving.state import ModelSlot, Serving
 from triage.decisions.recorder import key_id
@@ -55,6 +56,12 @@ async def get_batcher(request: Request) -> MicroBatcher:
     """The micro-batcher that owns model calls."""
     batcher: MicroBatcher = request.app.state.batcher
     return batcher
+
+
+async def get_admission(request: Request) -> Admission:
+    """The bounded queue in front of the model."""
+    admission: Admission = request.app.state.admission
+    return admission
 
 
 async def require_api_key(
@@ -123,6 +130,7 @@ PolicyDep = Annotated[Policy, Depends(get_policy)]
 SlotDep = Annotated[ModelSlot, Depends(get_slot)]
 ServingDep = Annotated[Serving, Depends(get_serving)]
 BatcherDep = Annotated[MicroBatcher, Depends(get_batcher)]
+AdmissionDep = Annotated[Admission, Depends(get_admission)]
 ApiKey = Depends(require_api_key)
 DecisionLogDep = Annotated[DecisionLog, Depends(get_decision_log)]
 RecordDep = Annotated[RecordDecisions, Depends(get_record_decisions)]

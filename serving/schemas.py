@@ -64,6 +64,12 @@ class SeverityOut(BaseModel):
     scores: dict[str, float]
 
 
+class PathOut(BaseModel):
+    """Which model of a cascade scored a ticket."""
+
+    path: Literal["fast", "full"] = Field(description="fast = the cheap model alone; full = the full model.")
+
+
 class ResultOut(BaseModel):
     """Scores and routing decision for one ticket."""
 
@@ -78,6 +84,7 @@ class ResultOut(BaseModel):
         default_factory=list, description="Categories asserted within their validated precision guarantee.")
     expected_precision: dict[str, float] = Field(
         default_factory=dict, description="Validation precision at each asserted category's operating point.")
+    model: PathOut | None = Field(default=None, description="Set when a cascade serves: which path scored it.")
 
 
 class ScoreResponse(BaseModel):
@@ -107,6 +114,8 @@ class ModelInfo(BaseModel):
         description="Categories without a fully trained head and what each runs on: `runs_on` is 'examples' "
                     "(similarity to the policy's seed examples) or 'light_head' (fitted on expert labels); "
                     "`always_review` when its positives are always sent to a person.")
+    expected_full_share: float | None = Field(
+        default=None, description="Cascade only: share of validation tickets the full model scored.")
 
 
 class Health(BaseModel):

@@ -115,7 +115,8 @@ class Scorer:
         if validate:
             validate_tickets(tickets, self.limits)
         prediction = self.classifier.predict([t.text for t in tickets])
+        paths = [None] * len(tickets) if prediction.paths is None else [str(p) for p in prediction.paths]
         return [
-            ScoredTicket(ticket=t, scores=s, decision=self.decide(s))
-            for t, s in zip(tickets, self.to_scores(prediction), strict=True)
+            ScoredTicket(ticket=t, scores=s, decision=self.decide(s), path=path)
+            for t, s, path in zip(tickets, self.to_scores(prediction), paths, strict=True)
         ]

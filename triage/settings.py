@@ -106,6 +106,8 @@ class OpsSettings(BaseModel):
     purge_interval_s: float = Field(default=600.0, gt=0.0, description="how often the server purges ticket text")
     model_retry_s: float = Field(default=5.0, gt=0.0, le=3600.0, description="retry interval until a first model "
                                  "is served")
+
+
 class DecisionsSettings(BaseModel):
     """The decision log: where every scored ticket is recorded, and what of it is kept."""
 
@@ -119,6 +121,17 @@ class DecisionsSettings(BaseModel):
     queue_max: int = Field(default=200_000, ge=1, description="decisions held in memory before dropping")
     audit_rate: float = Field(default=0.02, ge=0.0, le=1.0,
                               description="share of auto-routed decisions marked as the random audit sample")
+
+
+class OverloadSettings(BaseModel):
+    """What the API does when more arrives than the model can score (serving/overload.py)."""
+
+    # Default: one round of full micro-batches in the model (2 workers x 32) and one waiting for it.
+    max_pending_tickets: int = Field(default=128, ge=1, le=100_000,
+                                     description="tickets waiting for or in model calls; beyond it 429")
+    retry_after_s: int = Field(default=1, ge=1, le=3600, description="Retry-After sent with a 429")
+    request_timeout_ms: float = Field(default=5000.0, gt=0.0, le=600_000.0,
+                                      description="default deadline of a score request (X-Request-Timeout-Ms)")
 
 
 class Settings(BaseSettings):
@@ -137,6 +150,7 @@ class Settings(BaseSettings):
     labelstudio: LabelStudioSettings = LabelStudioSettings()
     ops: OpsSettings = OpsSettings()
     decisions: DecisionsSettings = DecisionsSettings()
+    overload: OverloadSettings = OverloadSettings()
 
     @field_validator("api_keys", mode="before")
     @classmethod

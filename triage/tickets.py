@@ -49,3 +49,4 @@ class ScoredTicket:
     ticket: Ticket
     scores: Scores
     decision: Decision
+    path: str | None = None  # 'fast' or 'full' when a cascade scored it

@@ -194,6 +194,10 @@ def serve(
                                                                       "free port)")] = None,
     train_if_missing: Annotated[bool, typer.Option(help="train the default baseline when nothing is registered")
                                 ] = False,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="server processes, each with its own model")] = 1,
+    engine: Annotated[str, typer.Option(help="uvicorn, or ray (Ray Serve replicas)")] = "uvicorn",
+    replicas: Annotated[int, typer.Option(min=1, max=256, help="Ray Serve replicas (--engine ray)")] = 1,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (--engine ray; default: local)")] = None,
 ) -> None:
     """Serve the scoring API with the @champion model."""
     import uvicorn
@@ -213,6 +217,15 @@ def serve(
             console.print(f"trained {settings.mlflow.model_name} v{result.version}: "
                           f"test macro-F1 {result.metrics['macro_f1']:.3f}")
     h, p = host or settings.serving.host, port if port is not None else settings.serving.port
+    if engine not in ("uvicorn", "ray"):
+        raise typer.BadParameter(f"{engine!r}: expected uvicorn or ray", param_hint="--engine")
+    if engine == "ray":
+        from serving import ray_serve
+
+        os.environ["TRIAGE_SERVING__HOST"], os.environ["TRIAGE_SERVING__PORT"] = h, str(p)
+        console.print(f"serving on http://{h}:{p} with {replicas} Ray Serve replicas")
+        ray_serve.run(h, p, replicas, address)
+        return
     try:
         sock = listen_socket(h, p)
     except OSError as err:
@@ -222,6 +235,22 @@ def serve(
     bound = int(sock.getsockname()[1])
     # The app (and the webhook it registers in Label Studio) uses the port actually bound.
     settings = settings.model_copy(update={"serving": settings.serving.model_copy(update={"host": h, "port": bound})})
+    if workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        # Each worker process builds the app from the environment: hand it the address bound here; the workers
+        # share this socket.
+        os.environ["TRIAGE_SERVING__HOST"], os.environ["TRIAGE_SERVING__PORT"] = h, str(bound)
+        try:
+            settings.load_policy()  # fail here, once, rather than in every worker
+        except TriageError as err:
+            sock.close()
+            raise _fail(err) from err
+        console.print(f"serving on http://{h}:{bound} with {workers} processes  (docs: http://{h}:{bound}/docs)")
+        config = uvicorn.Config("serving.app:create_worker_app", factory=True, workers=workers,
+                                log_level=settings.log_level.lower(), access_log=False, log_config=None)
+        Multiprocess(config, sockets=[sock]).run()
+        return
     try:
         application = create_app(settings)
     except TriageError as err:
@@ -249,26 +278,56 @@ def listen_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class Engine(StrEnum):
+    """Where `score` runs: this process, or Ray Data (local Ray or a cluster)."""
+
+    local = "local"
+    ray = "ray"
+
+
 @app.command()
 def score(
-    file: Annotated[Path, typer.Argument(help="CSV or JSONL with `text` and optional `id`", exists=True,
+    file: Annotated[Path, typer.Argument(help="CSV, JSONL or Parquet with `text` and optional `id`", exists=True,
                                          dir_okay=False)],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="output JSONL (default: stdout)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="output JSONL or .parquet (default: stdout)")
+                   ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=4096)] = 64,
     alias: Annotated[str, typer.Option()] = "champion",
+    engine: Annotated[Engine, typer.Option(help="local, or ray (Ray Data; resumable; needs --out)")] = Engine.local,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (default: a local Ray runtime)")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=1024, help="Ray actors, one model each")] = 2,
+    chunk_size: Annotated[int, typer.Option(min=1, max=100_000, help="tickets per resumable chunk (ray)")] = 1000,
 ) -> None:
-    """Score a file of tickets offline with the registered model; one JSON result per line."""
+    """Score a file of tickets offline with the registered model; one JSON result per line, the API's fields."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from triage.adapters import mlflow_registry as registry
-    from triage.data.imports import read_tickets_file
     from triage.scorer import Scorer, TicketLimits, validate_tickets
     from triage.tickets import Ticket
+    from triage_cli.score import backfill, read_tickets, result_row
 
     settings = get_settings()
     _setup(settings)
+    columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    if engine == Engine.ray:
+        if out is None:
+            raise typer.BadParameter("--engine ray writes a file: give --out FILE.jsonl or FILE.parquet",
+                                     param_hint="--out")
+        try:
+            loaded = registry.load_model(settings, alias)
+            with Progress(*columns, console=console) as progress:
+                task = progress.add_task("scoring (ray)", total=None)
+                report = backfill(file, out, loaded, str(settings.policy) if settings.policy else None,
+                                  settings.serving.max_text_chars, address, workers, chunk_size,
+                                  lambda done, total: progress.update(task, completed=done, total=total))
+        except TriageError as err:
+            raise _fail(err) from err
+        console.print(f"scored {report.tickets} tickets with {loaded.name} v{loaded.version} on Ray "
+                      f"({report.chunks} chunks, {report.resumed_chunks} already done) in {report.seconds:.1f}s "
+                      f"-> {out}")
+        return
     try:
-        rows = read_tickets_file(file)
+        rows = read_tickets(file)
         loaded = registry.load_model(settings, alias)
         limits = TicketLimits(max_tickets=max(batch_size, 1), max_text_chars=settings.serving.max_text_chars)
         tickets = [Ticket(i, t, m) for i, t, m in rows]
@@ -282,18 +341,11 @@ def score(
     scorer = Scorer(with_example_heads(loaded.classifier, policy_), policy_, limits)  # seeded categories too
     sink = out.open("w", encoding="utf-8") if out else sys.stdout
     try:
-        with Progress(*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=console) as progress:
+        with Progress(*columns, console=console) as progress:
             task = progress.add_task("scoring", total=len(tickets))
             for start in range(0, len(tickets), batch_size):
                 for item in scorer.score(tickets[start : start + batch_size], validate=False):
-                    d = item.decision
-                    sink.write(json.dumps({
-                        "id": item.ticket.id, "categories": dict(item.scores.categories), "category": d.category,
-                        "severity": {"level": d.severity, "scores": dict(item.scores.severity)},
-                        "priority": d.priority, "route": d.route, "reasons": list(d.reasons),
-                        "model": {"name": loaded.name, "version": loaded.version},
-                    }) + "\n")
+                    sink.write(json.dumps(result_row(item, loaded.name, loaded.version)) + "\n")
                 progress.advance(task, min(batch_size, len(tickets) - start))
     finally:
         if out:
@@ -312,6 +364,29 @@ def _served_card(settings: Settings) -> tuple[Any, str]:
 
     loaded = registry.load_model(settings)
     return loaded.classifier.card, f"{loaded.name} v{loaded.version} ({loaded.classifier.card.kind})"
+
+
+@app.command()
+def cascade(
+    fast: Annotated[str, typer.Option(help="registered version of the cheap model")],
+    full: Annotated[str, typer.Option(help="registered version of the full model")],
+    alias: Annotated[str | None, typer.Option(help="point this alias (e.g. challenger) at the cascade")] = None,
+    min_agreement: Annotated[float, typer.Option(min=0.5, max=1.0)] = 0.98,
+    max_auprc_drop: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.005,
+) -> None:
+    """Fit a cascade of two registered models on the validation split and register it."""
+    from training.cascade import build
+
+    settings = get_settings()
+    _setup(settings)
+    try:
+        result = build(settings, fast, full, alias, min_agreement, max_auprc_drop)
+    except TriageError as err:
+        raise _fail(err) from err
+    f = result.fit
+    Console().print(f"registered {settings.mlflow.model_name} v{result.version} = cascade(fast v{fast}, full v{full}): "
+                    f"{f.full_share:.1%} of validation tickets take the full path; decisions equal the full model's "
+                    f"on {f.agreement:.1%}; macro-AUPRC {f.auprc_cascade:.4f} vs {f.auprc_full:.4f}")
 
 
 @app.command()

@@ -31,4 +31,5 @@ def model_info(serving: ServingDep, policy: PolicyDep) -> ModelInfo:
         metrics=metrics or dict(card.metrics),
         loaded_at=serving.loaded_at,
         example_heads=head_status(card),
+        expected_full_share=(card.extra.get("cascade") or {}).get("expected_full_share"),
     )

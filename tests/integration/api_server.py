@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,10 +24,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_api(env: Mapping[str, str], ready_timeout_s: float = 120) -> Iterator[str]:
-    """Start `triage serve`, wait for /readyz, yield its base URL, stop it (SIGTERM) afterwards."""
+def running_api(env: Mapping[str, str], ready_timeout_s: float = 120, args: Sequence[str] = ()) -> Iterator[str]:
+    """Start `triage serve [args]`, wait for /readyz, yield its base URL, stop it (SIGTERM) afterwards."""
     port = free_port()
-    proc = subprocess.Popen([TRIAGE, "serve", "--port", str(port)], env=dict(env), cwd=ROOT,
+    proc = subprocess.Popen([TRIAGE, "serve", "--port", str(port), *args], env=dict(env), cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -50,3 +50,11 @@ def running_api(env: Mapping[str, str], ready_timeout_s: float = 120) -> Iterato
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def cli(env: Mapping[str, str], *args: str, timeout: float = 600) -> str:
+    """Run `triage args...` to completion; its stdout, or an assertion error with its output."""
+    done = subprocess.run([TRIAGE, *args], env=dict(env), cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          check=False)
+    assert done.returncode == 0, f"triage {' '.join(args)}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    return done.stdout

@@ -19,6 +19,8 @@ class Prediction:
 
     categories: np.ndarray
     severity: np.ndarray
+    # Which model of a cascade scored each row ('fast' or 'full'); None for a single model.
+    paths: np.ndarray | None = None
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +12,10 @@ from sklearn.pipeline import FeatureUnion
 
 from triage.calibration import SigmoidCalibration, apply_sigmoid_calibration, ordinal_probabilities
 from triage.models.base import ModelCard, Prediction, WindowSpec, most_severe_window
+from triage.models.fast_linear import NEVER, FastLinearHeads
 from triage.text import normalize_all
 
 WEIGHTS = "baseline.joblib"
-# Logit of a cut-point no training row ever passed (e.g. no `critical` example): P(y > k) ~ 0.
-NEVER = -30.0
 
 
 def category_logits(models: Sequence[Any], x: Any) -> np.ndarray:
@@ -50,21 +49,36 @@ class BaselineClassifier:
         self.severity_models = severity_models
         self.severity_temperature = severity_temperature
         self.card = card
+        # The request path: every head stacked into one matrix product (same numbers as predict_reference).
+        self.fast = FastLinearHeads(features, category_models, severity_models, calibrations, severity_temperature)
 
     def predict(self, texts: Sequence[str]) -> Prediction:
         """Calibrated probabilities (n, C) for card.categories and (n, L) for card.severity_levels.
 
         A model trained on normalised text (card.extra["normalize"]) sees normalised text here too; with a window
-        spec on its card, long texts are scored by their most severe window.
+        spec on its card, long texts are scored by their most severe window. Each text (or window) goes through the
+        fast path: every head stacked into one matrix product.
         """
+        return self._windowed(self._fast_text, texts)
+
+    def predict_reference(self, texts: Sequence[str]) -> Prediction:
+        """The same probabilities through scikit-learn's estimators, one call per head (slow; for checks), with the
+        same normalisation and windows as `predict`."""
+        return self._windowed(self._reference_text, texts)
+
+    def _windowed(self, score: Callable[[Sequence[str]], Prediction], texts: Sequence[str]) -> Prediction:
         if self.card.extra.get("normalize"):
             texts = normalize_all(texts)
         spec = WindowSpec.from_card(self.card.extra)
         if spec is not None:
-            return most_severe_window(self._predict_text, texts, spec)
-        return self._predict_text(texts)
+            return most_severe_window(score, texts, spec)
+        return score(texts)
 
-    def _predict_text(self, texts: Sequence[str]) -> Prediction:
+    def _fast_text(self, texts: Sequence[str]) -> Prediction:
+        cats, sev = self.fast.probabilities(texts)
+        return Prediction(categories=cats, severity=sev)
+
+    def _reference_text(self, texts: Sequence[str]) -> Prediction:
         x = self.features.transform(list(texts))
         cats = apply_sigmoid_calibration(category_logits(self.category_models, x), self.calibrations)
         sev = ordinal_probabilities(cumulative_logits(self.severity_models, x), self.severity_temperature)

@@ -30,4 +30,9 @@ def load_classifier(directory: str | Path, threads: int = 1) -> Classifier:
         from triage.models.examples import HeadsClassifier
 
         return HeadsClassifier.load(path, threads=threads)
+    if card.kind == "cascade":
+        from triage.cascade import FAST, FULL, CascadeClassifier
+
+        fast, full = load_classifier(path / FAST, threads), load_classifier(path / FULL, threads)
+        return CascadeClassifier.load(path, fast, full)
     raise ModelNotFoundError(f"{path}: unknown classifier kind {card.kind!r}")

@@ -48,7 +48,8 @@ def test_score_contract(client: TestClient) -> None:
     assert [x["id"] for x in body["results"]] == ["T-0", "T-1", "T-2"]
     for result in body["results"]:
         assert set(result) == {"id", "categories", "category", "severity", "priority", "route", "reasons",
-                               "prediction_set", "expected_precision"}
+                               "prediction_set", "expected_precision", "model"}
+        assert result["model"] is None  # a single model, not a cascade: no path
         assert set(result["prediction_set"]) <= set(result["categories"])
         assert set(result["expected_precision"]) == set(result["prediction_set"])
         if result["route"] == "auto" and result["category"] != "none":
