@@ -69,3 +69,21 @@ def test_empty_batch(baseline: BaselineClassifier) -> None:
     cats, sev = baseline.fast.probabilities([])
     assert cats.shape == (0, len(baseline.card.categories))
     assert sev.shape == (0, len(baseline.card.severity_levels))
+
+
+def test_fast_path_normalises_and_windows_like_the_reference(baseline: BaselineClassifier) -> None:
+    """A card with normalisation and windows: the fast path scores the same normalised windows as scikit-learn."""
+    import copy
+
+    windowed = copy.copy(baseline)
+    windowed.card = copy.deepcopy(baseline.card)
+    windowed.card.extra = {**baseline.card.extra, "normalize": True,
+                           "windows": {"size": 8, "stride": 4, "max_windows": 16}}
+    long = " ".join(["thanks for the lovely stream today"] * 6 + ["I will find where you live and hurt you"])
+    texts = [*TEXTS, long, "ＦＲＥＥ　ｍｏｎｅｙ ｃｌｉｃｋ ｎｏｗ", "k\u200bi\u200bl\u200bl you"]
+    fast, ref = windowed.predict(texts), windowed.predict_reference(texts)
+    np.testing.assert_allclose(fast.categories, ref.categories, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(fast.severity, ref.severity, rtol=0, atol=1e-6)
+    # The windows matter here: the long text scored whole gives other numbers.
+    whole = baseline.predict([long])
+    assert not np.allclose(whole.categories[0], fast.categories[len(TEXTS)], atol=1e-6)
