@@ -236,7 +236,8 @@ class HeadsClassifier:
             return base
         x = self.encoder.encode(texts)
         extra = np.column_stack([h.predict_proba(x) for h in self.heads])
-        return Prediction(categories=np.column_stack([np.asarray(base.categories), extra]), severity=base.severity)
+        return Prediction(categories=np.column_stack([np.asarray(base.categories), extra]), severity=base.severity,
+                          paths=base.paths)  # a cascade base still says which of its models scored each row
 
     def save(self, directory: Path) -> None:
         """Base classifier in `base/`, light heads in heads.joblib; examples heads are rebuilt from the policy."""

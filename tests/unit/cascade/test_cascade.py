@@ -162,3 +162,21 @@ def test_saved_cascade_loads_and_serves_paths(real_pair: tuple, policy: Policy, 
         body = {"tickets": [{"id": str(i), "text": t} for i, t in enumerate(texts[:40])]}
         results = client.post("/v1/score", json=body).json()["results"]
         assert [r["model"]["path"] for r in results] == list(a.paths[:40])  # type: ignore[index]
+
+
+def test_cascade_with_seeded_categories_still_reports_paths(real_pair: tuple, policy: Policy,
+                                                             tmp_path: Path) -> None:
+    """A policy with a category on seed examples wraps the cascade in example heads; each row keeps its path."""
+    from tests.seeded import NEW, HashEncoder, write_seeded_policy
+    from triage.models.examples import with_example_heads
+    from triage.taxonomy import load_policy
+
+    weak, strong, texts, labels = real_pair
+    cascade = fit_cascade(weak, strong, texts, labels, policy).classifier
+    seeded = load_policy(write_seeded_policy(tmp_path))
+    extended = with_example_heads(cascade, seeded, HashEncoder())
+    assert NEW in extended.card.categories
+    plain, wrapped = cascade.predict(texts[:60]), extended.predict(texts[:60])
+    assert wrapped.paths is not None and list(wrapped.paths) == list(plain.paths)  # type: ignore[arg-type]
+    items = Scorer(extended, seeded).score([Ticket(str(i), t) for i, t in enumerate(texts[:60])])
+    assert [it.path for it in items] == list(plain.paths)  # type: ignore[arg-type]
