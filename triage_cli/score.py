@@ -100,6 +100,7 @@ class ChunkScorer:
 
     def __init__(self, model_files: Mapping[str, bytes], policy_path: str | None, parts: str, name: str,
                  version: str, max_text_chars: int) -> None:
+        from triage.models.examples import with_example_heads
         from triage.models.io import load_classifier
         from triage.scorer import Scorer, TicketLimits
         from triage.taxonomy import load_policy
@@ -109,8 +110,9 @@ class ChunkScorer:
             target = Path(self._dir.name) / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-        classifier = load_classifier(self._dir.name)
-        self.scorer = Scorer(classifier, load_policy(policy_path), TicketLimits(10**9, max_text_chars))
+        policy = load_policy(policy_path)
+        classifier = with_example_heads(load_classifier(self._dir.name), policy)  # seeded categories, as the API
+        self.scorer = Scorer(classifier, policy, TicketLimits(10**9, max_text_chars))
         self.parts, self.name, self.version = Path(parts), name, version
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
