@@ -22,9 +22,9 @@ APP_NAME = "triage"
 
 def build_app() -> FastAPI:
     """The ASGI app of one replica, built on the replica (never pickled from the driver)."""
-    from serving.app import create_app
+    from serving.app import create_worker_app
 
-    return create_app()
+    return create_worker_app()  # the server's logging (request ids) in every replica, as with --workers
 
 
 def triage_env() -> dict[str, str]:
