@@ -8,9 +8,12 @@ background thread (decisions) and from the review service (expert labels).
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -118,9 +121,28 @@ class DecisionStore:
 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as conn:
+        # Several server processes (`triage serve --workers N`, Ray replicas) start at once: one migrates, the
+        # others wait and then find the schema at head.
+        with self._migration_lock(), self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7246010)"))  # held until this transaction ends
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        """An exclusive file lock beside a SQLite database file (no lock for other databases)."""
+        path = sa.engine.make_url(self.url).database if self.dialect == "sqlite" else None
+        if not path or path == ":memory:":
+            yield
+            return
+        fd = os.open(f"{path}.migrate.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     def close(self) -> None:
         """Release the engine's connections."""

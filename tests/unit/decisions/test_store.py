@@ -162,3 +162,20 @@ def test_scheduled_purge_runs_in_the_writer(store: DecisionStore) -> None:
     finally:
         rec.stop()
     assert store.for_ticket("old")[0]["text"] is None and store.for_ticket("new")[0]["text"] == "text of new"
+
+
+def _migrate(url: str) -> str:
+    DecisionStore(url).migrate()
+    return "ok"
+
+
+def test_processes_starting_together_migrate_once(tmp_path: Path) -> None:
+    """`triage serve --workers N` starts N processes on one fresh database: every one starts, the schema once."""
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path / 'decisions.db'}"
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        assert pool.map(_migrate, [url] * 4) == ["ok"] * 4
+    store = DecisionStore(url)
+    store.migrate()
+    assert store.decisions_between(None, None) == []
