@@ -12,7 +12,9 @@ import psutil
 import pytest
 
 from tests.integration.api_server import free_port, running_api
+from triage.decisions.recorder import in_audit_sample
 from triage.models.base import Classifier
+from triage.settings import DecisionsSettings
 
 pytestmark = pytest.mark.integration
 
@@ -43,6 +45,9 @@ def test_two_workers_share_the_outbox(tmp_path: Path, tiny_classifier: Classifie
         assert int((tmp_path / "review.db.lock").read_text()) in workers  # one of them delivers
     review = {r["id"] for r in results if r["route"] == "review"}
     assert review  # the tiny model sends some tickets to review
+    # The decision log's random audit sample of automatic decisions is queued for review too (drained at stop).
+    rate = DecisionsSettings().audit_rate
+    audit = {r["id"] for r in results if r["route"] == "auto" and in_audit_sample(r["id"], rate)}
     with sqlite3.connect(outbox) as db:
         queued = [row[0] for row in db.execute("SELECT ticket_id FROM queue")]
-    assert sorted(queued) == sorted(review)
+    assert sorted(queued) == sorted(review | audit)
