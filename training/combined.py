@@ -93,9 +93,16 @@ def _head_labels(examples: list[Example], names: list[str], policy: Policy) -> n
 
 
 def _fit_blend(zt: np.ndarray, ze: np.ndarray, y: np.ndarray, minimum: int) -> tuple[float, float, float]:
-    """One head's stacker (a, b, c) on known labels; the plain mean of the logits when labels are too few."""
+    """One head's stacker (a, b, c) on known labels; the plain mean of the logits when labels are too few.
+
+    A head the encoder view has no model for (its logits all zero) keeps the n-gram logit as it is: the mean would
+    halve it and pull every score towards 0.5.
+    """
+    if not np.any(ze):
+        return 1.0, 0.0, 0.0
     known = ~np.isnan(y)
     yk = y[known]
+    minimum = max(minimum, 1)  # both classes are needed to fit
     if yk.sum() < minimum or (1 - yk).sum() < minimum:
         return 0.5, 0.5, 0.0
     model = LogisticRegression(C=100.0, solver="lbfgs", max_iter=200)
