@@ -1,10 +1,17 @@
-"""Routing report: per-category precision operating points fitted on validation, checked on the test split.
+"""Routing report: both promises of the routing per category on the test split, and the review work they cost.
 
-`.venv/bin/python -m training.routing_report [--model-dir DIR]` loads a saved classifier (or fits the TF-IDF
-baseline on the train split, cached under <home>/cache), fits the conformal operating points on the validation
-split (triage.conformal), and reports on the test split, per category: the target, the achieved precision of the
-tickets asserted at the operating point, the share of predicted positives that are auto-routed, the support, and
-pass / miss with the gap. Writes results/routing_report.{json,md}.
+`.venv/bin/python -m training.routing_report [--model-dir DIR | --alias champion | --version N]` loads a saved or
+registered classifier (or fits the TF-IDF baseline on the train split, cached under <home>/cache), routes the test
+split (training.pipeline.load_training_data + split_examples) with triage.scorer.Scorer (the card's precision
+operating points, auto-clear points and severity guard when it carries them) and reports, per category:
+- the precision of the tickets asserted at the operating point (from the card, else fitted on validation) and of
+  those auto-routed, against the policy's target_precision;
+- the share of violating texts auto-cleared (positive, routed auto, not flagged for the category) against the
+  policy's max_auto_clear_miss, with a Clopper-Pearson upper bound; categories with too few test positives are
+  named, not judged;
+and the recall of high/critical texts (reviewed or escalated) against 1 - routing.max_severe_miss, and the share of
+all texts and of clean texts sent to review, overall and per source. Writes results/routing_report.{json,md} and
+logs a `routing-report` MLflow run.
 """
 
 from __future__ import annotations
@@ -22,23 +29,32 @@ from typing import Any
 import numpy as np
 
 from training.evaluate import predict_examples
+from training.pipeline import load_training_data
 from triage.conformal import (
     DEFAULT_DELTA,
+    ClearPoint,
     OperatingPoint,
+    clear_points_from_card,
     clopper_pearson_lower,
+    first_severe_level,
     fit_operating_points,
-    guarded_decision,
+    points_from_card,
 )
-from triage.data.schema import Example, label_matrix
-from triage.data.splits import data_hash, split_examples
+from triage.data.schema import Example, label_matrix, severity_vector
+from triage.data.splits import Split, data_hash, split_examples
+from triage.errors import ModelNotFoundError
 from triage.models.base import Classifier
+from triage.quality import auto_clear_miss, review_shares, severe_recall
 from triage.routing import decide
+from triage.scorer import Scorer
 from triage.settings import Settings, get_settings
 from triage.taxonomy import Policy
 
 log = logging.getLogger(__name__)
 
 MIN_SUPPORT = 20
+MIN_POSITIVES = 50
+MAX_REVIEW_SHARE = 0.40
 
 
 def baseline_classifier(settings: Settings, train: list[Example], validation: list[Example],
@@ -129,7 +145,7 @@ def _f(x: Any, pct: bool = True) -> str:
 def markdown(rows: list[dict[str, Any]], overall: Mapping[str, Any]) -> str:
     """The report as a markdown table with a short preamble."""
     lines = [
-        f"Operating points fitted on the validation split ({overall['validation_rows']:,} rows), checked on the test "
+        f"Operating points {overall.get('points_origin', 'fitted on the validation split')}, checked on the test "
         f"split ({overall['test_rows']:,} rows). Model: {overall['model']}. Clopper-Pearson level "
         f"{1 - overall['delta']:.0%}; 'enough support' = at least {overall['min_support']} test tickets asserted.",
         "",
@@ -168,69 +184,214 @@ def markdown(rows: list[dict[str, Any]], overall: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Per-category routing precision report on the test split.")
-    parser.add_argument("--model-dir", type=Path, default=None, help="a saved classifier (default: fit baseline)")
-    parser.add_argument("--delta", type=float, default=DEFAULT_DELTA, help="1 - confidence of the bound")
-    parser.add_argument("--min-support", type=int, default=MIN_SUPPORT)
-    parser.add_argument("--results", type=Path, default=Path("results"))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+def clear_rows(y: np.ndarray, auto: np.ndarray, flagged: np.ndarray, categories: Sequence[str], policy: Policy,
+               clear: Mapping[str, ClearPoint], delta: float,
+               min_positives: int = MIN_POSITIVES) -> list[dict[str, Any]]:
+    """The auto-clear promise per category on test: share of its violating texts auto-cleared vs the policy.
 
-    settings = get_settings()
-    policy = settings.load_policy()
-    if not settings.datasets_dir:
-        print("no shared datasets directory found (set TRIAGE_DATASETS_DIR)", file=sys.stderr)
-        return 2
-    started = time.perf_counter()
-    from triage.data.sources import load_all
+    `y` (n, C) NaN unknown; `auto` (n,) route == auto; `flagged` (n, C) the category is asserted by the decision.
+    Status on the achieved share: pass / miss, or 'insufficient test positives' below `min_positives`.
+    """
+    rows = []
+    for j, name in enumerate(categories):
+        target = policy.category(name).max_auto_clear_miss
+        m = auto_clear_miss(y[:, j], auto, flagged[:, j], delta)
+        n = int(m["positives"] or 0)
+        share = m["share"]
+        if n < min_positives:
+            status = f"insufficient test positives ({n} < {min_positives})"
+        else:
+            status = "pass" if share is not None and share <= target else "miss"
+        point = clear.get(name)
+        rows.append({
+            "category": name, "target": target, **m, "status": status,
+            "bound_within_target": None if m["upper_bound"] is None else bool(m["upper_bound"] <= target),
+            "clear_threshold": None if point is None else point.threshold,
+            "clear_certified": None if point is None else point.certified,
+        })
+    return rows
 
-    splits = split_examples(load_all(settings.datasets_dir, policy=policy))
+
+def severity_rows(ranks: np.ndarray, auto: np.ndarray, predicted: np.ndarray, policy: Policy, delta: float,
+                  min_positives: int = MIN_POSITIVES) -> list[dict[str, Any]]:
+    """Recall (escalated or reviewed) of the severe texts on test, all together and per severe level, vs
+    1 - routing.max_severe_miss. `ranks` (n,) -1 unknown, `predicted` (n,) the decision's severity rank."""
+    first = first_severe_level(policy)
+    target = 1.0 - policy.routing.max_severe_miss
+    names = policy.severity_names
+    slices: list[tuple[str, np.ndarray]] = [(f"{names[first]} or worse", np.asarray(ranks))]
+    slices += [(names[k], np.where(np.asarray(ranks) == k, k, -1)) for k in range(first, len(names))]
+    rows = []
+    for label, r in slices:
+        m = severe_recall(r, auto, predicted, first, delta)
+        n = int(m["severe"] or 0)
+        if n < min_positives:
+            status = f"insufficient test positives ({n} < {min_positives})"
+        else:
+            status = "pass" if m["recall"] is not None and m["recall"] >= target else "miss"
+        rows.append({"severity": label, "target_recall": round(target, 6), **m, "status": status})
+    return rows
+
+
+def workload_markdown(work: Mapping[str, Any], max_review_share: float) -> list[str]:
+    """The review workload lines: overall, then per source."""
+    o = work["overall"]
+    share = o["review_share"] or 0.0
+    lines = [f"All test texts sent to review: {_f(o['review_share'])} of {o['rows']:,} (target at most "
+             f"{_f(max_review_share)}: {'pass' if share <= max_review_share else 'miss'}); clean texts (no known "
+             f"positive) sent to review: {_f(o['clean_review_share'])} of {o['clean_rows']:,}.", "",
+             "| source | rows | sent to review | clean rows | clean sent to review |", "|---|---:|---:|---:|---:|"]
+    for key, w in work["by_key"].items():
+        lines.append(f"| {key} | {w['rows']:,} | {_f(w['review_share'])} | {w['clean_rows']:,} | "
+                     f"{_f(w['clean_review_share'])} |")
+    return lines
+
+
+def promises_markdown(clears: list[dict[str, Any]], severe: list[dict[str, Any]], delta: float) -> list[str]:
+    """The auto-clear and severity tables."""
+    lines = [f"### Auto-cleared violating texts (positive, routed auto, not flagged for the category); upper bound "
+             f"at {1 - delta:.0%}", "",
+             "| category | target (max share) | clear threshold | test positives | auto-cleared | share | upper bound "
+             "| status |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in clears:
+        th = "-" if r["clear_threshold"] is None else (
+            f"{r['clear_threshold']:.3f}" + ("" if r["clear_certified"] else " (not certified)"))
+        lines.append(f"| {r['category']} | {_f(r['target'])} | {th} | {r['positives']} | {r['auto_cleared']} | "
+                     f"{_f(r['share'])} | {_f(r['upper_bound'])} | {r['status']} |")
+    short = [r["category"] for r in clears if r["status"].startswith("insufficient")]
+    if short:
+        lines += ["", "Too few test positives to judge: " + ", ".join(short) + "."]
+    lines += ["", f"### Severe texts escalated or reviewed (recall); lower bound at {1 - delta:.0%}", "",
+              "| severity | target recall | test texts | caught | recall | lower bound | status |",
+              "|---|---:|---:|---:|---:|---:|---|"]
+    for r in severe:
+        lines.append(f"| {r['severity']} | {_f(r['target_recall'])} | {r['severe']} | {r['caught']} | "
+                     f"{_f(r['recall'])} | {_f(r['lower_bound'])} | {r['status']} |")
+    return lines
+
+
+def load_model(settings: Settings, args: argparse.Namespace, splits: Mapping[Split, list[Example]],
+               policy: Policy) -> tuple[Classifier, str]:
+    """The classifier to report on: a saved directory, a registry alias or version, else the cached baseline."""
     if args.model_dir:
         from triage.models.io import load_classifier
 
         classifier = load_classifier(args.model_dir)
-        model = f"{classifier.card.kind} from {args.model_dir}"
-    else:
-        classifier = baseline_classifier(settings, splits["train"], splits["validation"], policy)
-        model = "TF-IDF baseline fitted on the train split"
-    cats = list(classifier.card.categories)
-    known_cats = [c for c in cats if c in policy.category_names]
-    idx = [cats.index(c) for c in known_cats]
+        return classifier, f"{classifier.card.kind} from {args.model_dir}"
+    if args.alias or args.version:
+        from triage.adapters import mlflow_registry as registry
+
+        loaded = registry.load_version(settings, args.version) if args.version else registry.load_model(
+            settings, args.alias)
+        where = f"v{loaded.version}" + (f" (@{args.alias})" if args.alias and not args.version else "")
+        return loaded.classifier, f"{loaded.classifier.card.kind} {where} from the registry"
+    classifier = baseline_classifier(settings, splits["train"], splits["validation"], policy)
+    return classifier, "TF-IDF baseline fitted on the train split"
+
+
+def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Both routing promises per category on the test split.")
+    parser.add_argument("--model-dir", type=Path, default=None, help="a saved classifier (default: fit baseline)")
+    parser.add_argument("--alias", default=None, help="a registry alias (e.g. champion)")
+    parser.add_argument("--version", default=None, help="a registered version")
+    parser.add_argument("--delta", type=float, default=DEFAULT_DELTA, help="1 - confidence of the bounds")
+    parser.add_argument("--min-support", type=int, default=MIN_SUPPORT, help="asserted tickets to judge precision")
+    parser.add_argument("--min-positives", type=int, default=MIN_POSITIVES,
+                        help="test positives to judge the auto-clear and severity promises")
+    parser.add_argument("--max-review-share", type=float, default=MAX_REVIEW_SHARE)
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--no-mlflow", action="store_true", help="do not log the report to MLflow")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+    settings = settings or get_settings()
+    policy = settings.load_policy()
+    started = time.perf_counter()
+    examples, origin = load_training_data(settings)
+    splits = split_examples(examples)
+    try:
+        classifier, model = load_model(settings, args, splits, policy)
+    except ModelNotFoundError as err:
+        print(f"routing_report: {err}", file=sys.stderr)
+        return 2
+    card = classifier.card
+    cats = [c for c in card.categories if c in policy.category_names]
+    idx = [card.categories.index(c) for c in cats]
 
     validation, test = splits["validation"], splits["test"]
-    pv = predict_examples(classifier, validation).categories[:, idx]
+    points = {k: v for k, v in points_from_card(card.extra).items() if k in cats}
+    points_origin = "from the model card (what serving uses)"
+    if set(points) != set(cats):
+        pv = predict_examples(classifier, validation).categories[:, idx]
+        points = fit_operating_points(label_matrix(validation, cats), pv, cats, policy, args.delta)
+        points_origin = f"fitted on the validation split ({len(validation):,} rows)"
     pred_test = predict_examples(classifier, test)
     pt = pred_test.categories[:, idx]
-    points = fit_operating_points(label_matrix(validation, known_cats), pv, known_cats, policy, args.delta)
+    thresholds = {c: card.thresholds.get(c, policy.category(c).threshold) for c in cats}
 
-    thresholds = {c: classifier.card.thresholds.get(c, policy.category(c).threshold) for c in known_cats}
-    from triage.scorer import Scorer
-
-    scores = Scorer(classifier, policy).to_scores(pred_test)
-    plain = np.array([decide(s, policy, thresholds).route == "auto" for s in scores])
-    guarded = np.array([guarded_decision(s, policy, points, thresholds).route == "auto" for s in scores])
-    rows = category_rows(label_matrix(test, known_cats), pt, known_cats, points, thresholds, guarded, policy,
-                         args.min_support)
+    scorer = Scorer(classifier, policy)
+    scores = scorer.to_scores(pred_test)
+    decisions = [scorer.decide(s) for s in scores]
+    auto = np.array([d.route == "auto" for d in decisions], dtype=bool)
+    plain = np.array([decide(s, policy, thresholds).route == "auto" for s in scores], dtype=bool)
+    flagged = np.array([[c in d.prediction_set for c in cats] for d in decisions], dtype=bool).reshape(len(test), -1)
+    flagged |= pt >= np.array([thresholds[c] for c in cats])
+    y = label_matrix(test, cats)
+    clear = clear_points_from_card(card.extra)
+    rows = category_rows(y, pt, cats, points, thresholds, auto, policy, args.min_support)
+    clears = clear_rows(y, auto, flagged, cats, policy, clear, args.delta, args.min_positives)
+    predicted_rank = np.array([policy.severity_rank(d.severity) for d in decisions], dtype=np.int64)
+    severe = severity_rows(severity_vector(test, policy.severity_names), auto, predicted_rank, policy, args.delta,
+                           args.min_positives)
+    work = review_shares(~auto, y, [ex.source for ex in test])
+    by_language = review_shares(~auto, y, [ex.language for ex in test])["by_key"]
     overall = {
-        "model": model,
-        "validation_rows": len(validation),
-        "test_rows": len(test),
-        "delta": args.delta,
-        "min_support": args.min_support,
-        "auto_share_decide": float(plain.mean()),
-        "auto_share_guarded": float(guarded.mean()),
-        "seconds": round(time.perf_counter() - started, 1),
+        "model": model, "data_origin": origin, "points_origin": points_origin,
+        "auto_clear_on_card": bool(clear), "validation_rows": len(validation), "test_rows": len(test),
+        "delta": args.delta, "min_support": args.min_support, "min_positives": args.min_positives,
+        "auto_share_decide": float(plain.mean()) if len(plain) else 0.0,
+        "auto_share_guarded": float(auto.mean()) if len(auto) else 0.0,
+        "review_share": work["overall"]["review_share"], "clean_review_share": work["overall"]["clean_review_share"],
+        "max_review_share": args.max_review_share, "seconds": round(time.perf_counter() - started, 1),
     }
-    text = markdown(rows, overall)
+    text = "\n".join([
+        markdown(rows, overall).replace("with the precision gate", "with the scorer's decisions"), "",
+        "Routes from triage.scorer.Scorer"
+        + (" with the card's auto-clear points and severity guard." if clear else
+           " (the card carries no auto-clear points: decide() with the precision gate)."), "",
+        *promises_markdown(clears, severe, args.delta), "", "### Review workload", "",
+        *workload_markdown(work, args.max_review_share)])
+    payload = {"overall": overall, "categories": rows, "auto_clear": clears, "severity": severe,
+               "workload": {**work, "by_language": by_language},
+               "operating_points": {k: v.to_dict() for k, v in points.items()},
+               "clear_points": {k: v.to_dict() for k, v in clear.items()}}
     print(text)
     args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "routing_report.json").write_text(json.dumps(
-        {"overall": overall, "categories": rows, "operating_points": {k: v.to_dict() for k, v in points.items()}},
-        indent=2))
+    (args.results / "routing_report.json").write_text(json.dumps(payload, indent=2))
     (args.results / "routing_report.md").write_text(f"# Routing report\n\n{text}\n")
+    if not args.no_mlflow:
+        _log_to_mlflow(settings, payload, text)
     print(f"\nwrote {args.results / 'routing_report.md'} and .json ({overall['seconds']}s)")
     return 0
+
+
+def _log_to_mlflow(settings: Settings, payload: Mapping[str, Any], text: str) -> None:
+    """The report as a `routing-report` run: headline numbers as metrics, the tables as artifacts."""
+    from triage.adapters import mlflow_registry as registry
+
+    o = payload["overall"]
+    numbers: dict[str, float | None] = {"review_share": o["review_share"], "auto_share": o["auto_share_guarded"],
+                                        "clean_review_share": o["clean_review_share"]}
+    numbers.update({f"auto_clear.{r['category']}.share": r["share"] for r in payload["auto_clear"]})
+    numbers.update({f"auto_clear.{r['category']}.upper_bound": r["upper_bound"] for r in payload["auto_clear"]})
+    numbers.update({f"precision.{r['category']}.achieved": r["achieved_precision"] for r in payload["categories"]})
+    numbers.update({f"severe.{r['severity'].replace(' ', '_')}.recall": r["recall"] for r in payload["severity"]})
+    numbers.update({f"review_share.{k}": w["review_share"] for k, w in payload["workload"]["by_key"].items()})
+    with registry.run(settings, name="routing-report", tags={"kind": "report"}):
+        registry.log_params({"model": o["model"], "data_origin": o["data_origin"], "delta": o["delta"]})
+        registry.log_metrics({k: float(v) for k, v in numbers.items() if v is not None})
+        registry.log_dict(dict(payload), "routing_report.json")
+        registry.log_text(f"# Routing report\n\n{text}\n", "routing_report.md")
 
 
 if __name__ == "__main__":
