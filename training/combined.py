@@ -206,6 +206,8 @@ def fit(train: list[Example], validation: list[Example], policy: Policy,
         **fit_routing_points(yv, pv, cumulative_to_levels(oof[:, n_cat:]),
                          severity_vector(validation, policy.severity_names), names, card.thresholds, policy),
     }
+    # The classifier was built before its card held the windows: give it the fitted ones, as `load` will.
+    classifier.windows = windows
     log.info("combined model fitted on %d examples in %.0f s", len(train), card.extra["train_seconds"])
     return classifier
 

@@ -11,6 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy.stats import beta
 
+from tests.unit.test_conformal import category_scores, severities
 from triage.conformal import (
     SEVERE,
     ClearPoint,
@@ -314,24 +315,6 @@ def test_ambiguity_and_always_review_severity_still_apply() -> None:
 
 
 # Hypothesis: random clear points and operating points, then the invariants.
-
-_LEVEL_NAMES = list(LEVELS)
-
-
-@st.composite
-def category_scores(draw: st.DrawFn) -> dict[str, float]:
-    active = draw(st.lists(st.sampled_from(POLICY.category_names), max_size=3, unique=True))
-    return {n: draw(st.floats(0.0, 1.0) if n in active else st.floats(0.0, 0.1)) for n in POLICY.category_names}
-
-
-@st.composite
-def severities(draw: st.DrawFn) -> dict[str, float]:
-    top = draw(st.sampled_from(_LEVEL_NAMES))
-    share = draw(st.floats(0.5, 1.0))
-    rest = [draw(st.floats(0.0, 1.0)) for _ in _LEVEL_NAMES]
-    total = sum(rest) or 1.0
-    return {n: share if n == top else (1 - share) * r / total for n, r in zip(_LEVEL_NAMES, rest, strict=True)}
-
 
 @st.composite
 def routing_points(draw: st.DrawFn) -> tuple[dict[str, OperatingPoint], dict[str, ClearPoint]]:
