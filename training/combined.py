@@ -167,9 +167,13 @@ def fit(train: list[Example], validation: list[Example], policy: Policy,
     log.info("n-gram view: %d features, %d heads in %.0f s", x.shape[1], len(names), time.perf_counter() - started)
 
     onnx_model, tokenizer = export_sentence_encoder(params.encoder_source)
+    # Training features in batches (fast); validation, which sets the stacker and the routing points, one text at a
+    # time exactly as serving embeds.
+    bulk = SentenceEncoder(onnx_model, tokenizer, params.encoder_max_length, threads=params.n_jobs,
+                           batch_size=SentenceEncoder.BULK_BATCH)
     encoder = SentenceEncoder(onnx_model, tokenizer, params.encoder_max_length, threads=params.n_jobs)
     rows = encoder_rows(y, params.encoder_max_train, params.encoder_keep_positives, params.seed)
-    e = embed_cached(encoder, _first_window([train_texts[i] for i in rows], params.window_size), cache)
+    e = embed_cached(bulk, _first_window([train_texts[i] for i in rows], params.window_size), cache)
     enc_names, enc_cat, enc_sev = fit_linear_heads(e, weights[rows], y[rows], sev[rows], policy, params.encoder_C,
                                                    params.encoder_severity_C, params)
     # A category the sample left too few positives for keeps a zero encoder head: its stacker leans on n-grams.

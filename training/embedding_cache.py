@@ -42,7 +42,9 @@ def embed_cached(encoder: SentenceEncoder, texts: Sequence[str], cache_dir: Path
     if cache_dir is None:
         return encoder.embed(texts)
     digest = hashlib.sha256(encoder.model_bytes).hexdigest()[:12]
-    path = cache_dir / f"embeddings-{digest}-{encoder.max_length}.npz"
+    # Batched int8 embeddings differ slightly from single-text ones (batch-wide activation scales): kept apart.
+    mode = "" if encoder.batch_size > 1 else "-single"
+    path = cache_dir / f"embeddings-{digest}-{encoder.max_length}{mode}.npz"
     keys = [_key(t) for t in texts]
     cached: dict[bytes, np.ndarray] = {}
     if path.is_file():

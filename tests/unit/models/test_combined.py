@@ -152,8 +152,6 @@ def test_combined_model_save_load_round_trip(combined_model: CombinedClassifier,
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="int8 dynamic quantization scales activations per batch tensor: a text's "
-                   "embedding depends on the other texts in its batch (lead to decide: batch size 1 costs ~2x)")
 def test_a_tickets_scores_do_not_depend_on_its_batch(combined_model: CombinedClassifier) -> None:
     alone = combined_model.predict(TEXTS[:1]).categories[0]
     batched = combined_model.predict(TEXTS).categories[0]
