@@ -17,7 +17,7 @@ from scipy.special import expit
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from training.baseline import BaselineParams, fit_linear_heads
+from training.baseline import BaselineParams, fit_linear_heads, unknown_as_weak_negative
 from training.embedding_cache import embed_cached
 from training.encoder_export import export_sentence_encoder
 from triage.calibration import decision_thresholds
@@ -92,8 +92,10 @@ def _head_labels(examples: list[Example], names: list[str], policy: Policy) -> n
     return np.hstack([y, cuts])
 
 
-def _fit_blend(zt: np.ndarray, ze: np.ndarray, y: np.ndarray, minimum: int) -> tuple[float, float, float]:
-    """One head's stacker (a, b, c) on known labels; the plain mean of the logits when labels are too few.
+def _fit_blend(zt: np.ndarray, ze: np.ndarray, y: np.ndarray, minimum: int,
+               unknown_weight: float = 0.0) -> tuple[float, float, float]:
+    """One head's stacker (a, b, c) on known labels, unknown ones as negatives of weight `unknown_weight`; the plain
+    mean of the logits when labels are too few.
 
     A head the encoder view has no model for (its logits all zero) keeps the n-gram logit as it is: the mean would
     halve it and pull every score towards 0.5.
@@ -105,25 +107,31 @@ def _fit_blend(zt: np.ndarray, ze: np.ndarray, y: np.ndarray, minimum: int) -> t
     minimum = max(minimum, 1)  # both classes are needed to fit
     if yk.sum() < minimum or (1 - yk).sum() < minimum:
         return 0.5, 0.5, 0.0
+    target, weight = unknown_as_weak_negative(y, np.ones_like(y), unknown_weight)
+    rows = weight > 0
     model = LogisticRegression(C=100.0, solver="lbfgs", max_iter=200)
-    model.fit(np.column_stack([zt[known], ze[known]]), yk.astype(int))
+    model.fit(np.column_stack([zt[rows], ze[rows]]), target[rows].astype(int), sample_weight=weight[rows])
     return float(model.coef_[0, 0]), float(model.coef_[0, 1]), float(model.intercept_[0])
 
 
-def fit_stacker(zt: np.ndarray, ze: np.ndarray, targets: np.ndarray, minimum: int) -> Stacker:
-    """Per-head stacker from validation logits (n, K) of both views and head targets (n, K, NaN unknown)."""
-    blends = np.array([_fit_blend(zt[:, k], ze[:, k], targets[:, k], minimum) for k in range(zt.shape[1])])
+def fit_stacker(zt: np.ndarray, ze: np.ndarray, targets: np.ndarray, minimum: int,
+                unknown_weights: np.ndarray | None = None) -> Stacker:
+    """Per-head stacker from validation logits (n, K) of both views and head targets (n, K, NaN unknown);
+    `unknown_weights` (K,) gives each head's weight of unknown rows as negatives (default: left out)."""
+    uw = np.zeros(zt.shape[1]) if unknown_weights is None else unknown_weights
+    blends = np.array([_fit_blend(zt[:, k], ze[:, k], targets[:, k], minimum, float(uw[k]))
+                       for k in range(zt.shape[1])])
     return Stacker(a=blends[:, 0], b=blends[:, 1], c=blends[:, 2])
 
 
 def cross_fitted(zt: np.ndarray, ze: np.ndarray, targets: np.ndarray, minimum: int, folds: int,
-                 seed: int) -> np.ndarray:
+                 seed: int, unknown_weights: np.ndarray | None = None) -> np.ndarray:
     """Out-of-fold stacked probabilities (n, K): each row scored by a stacker fitted on the other folds."""
     fold = np.random.default_rng(seed).integers(0, folds, size=zt.shape[0])
     out = np.zeros_like(zt)
     for f in range(folds):
         held = fold == f
-        stacker = fit_stacker(zt[~held], ze[~held], targets[~held], minimum)
+        stacker = fit_stacker(zt[~held], ze[~held], targets[~held], minimum, unknown_weights)
         out[held] = expit(stacker(zt[held], ze[held]))
     return out
 
@@ -184,8 +192,12 @@ def fit(train: list[Example], validation: list[Example], policy: Policy,
     zt = ngram_heads(ngrams(val_texts))
     ze = encoder_heads(embed_cached(encoder, _first_window(val_texts, params.window_size), cache))
     targets = _head_labels(validation, names, policy)
-    stacker = fit_stacker(zt, ze, targets, params.min_calibration_labels)
-    oof = cross_fitted(zt, ze, targets, params.min_calibration_labels, params.stack_folds, params.seed)
+    # Category heads treat unknown rows as weak negatives, as in training; severity cut-points leave them out.
+    unknown_weights = np.r_[np.full(len(names), params.unknown_negative_weight),
+                            np.zeros(len(policy.severity_names) - 1)]
+    stacker = fit_stacker(zt, ze, targets, params.min_calibration_labels, unknown_weights)
+    oof = cross_fitted(zt, ze, targets, params.min_calibration_labels, params.stack_folds, params.seed,
+                       unknown_weights)
 
     windows = WindowSpec(params.window_size, params.window_stride, params.max_windows)
     card = ModelCard(kind=KIND, categories=names, severity_levels=list(policy.severity_names),
