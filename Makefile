@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test test-unit test-integration lint typecheck check train train-transformer serve evaluate \
+.PHONY: setup run test test-unit test-integration lint typecheck check train train-transformer train-combined serve evaluate \
         bench-api bench-transformer labelstudio-up labelstudio-down mlflow-server notebook demo-review retrain promote rollback clean
 
 setup:                      ## create/refresh the virtual environment
@@ -35,6 +35,9 @@ train: setup                ## train the baseline on ../shared/datasets and regi
 
 train-transformer: setup    ## fine-tune MiniLM on all shared data (under 30 min on 2 cores)
 	$(BIN)/triage train --model transformer --alias challenger
+
+train-combined: setup      ## n-grams + frozen MiniLM encoder, stacked (the most accurate model); registers @challenger
+	$(BIN)/triage train --model combined --alias challenger
 
 retrain: setup              ## challenger from base data + expert labels; compare with the champion
 	$(BIN)/triage retrain

@@ -170,7 +170,7 @@ def markdown(results: Mapping[str, Mapping[str, Any]], suite: Sequence[SuiteRepo
         keys = sorted({k for m in results.values() for k in m[key]})
         lines += ["", f"## Per {title}: macro-AUPRC / macro-F1 (categories the {title} labels)", ""]
         lines += _table([title, "rows", *models], [
-            [k, str(next(m[key][k]["rows"] for m in results.values() if k in m[key])),
+            [k, f"{next(m[key][k]['rows'] for m in results.values() if k in m[key]):,}",
              *(f"{_f(m[key].get(k, {}).get('macro_auprc'))} / {_f(m[key].get(k, {}).get('macro_f1'))}"
                for m in results.values())] for k in keys])
     if suite:

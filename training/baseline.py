@@ -50,6 +50,10 @@ class BaselineParams:
     # Texts are normalised against obfuscation (triage.text) in training and serving; long ones are scored by
     # their most severe window of `window_size` words.
     normalize: bool = True
+    # Positive-unlabelled correction: a row whose source says nothing about a category joins that category's head
+    # and calibration as a negative with this weight (0 = unknown rows are left out). Sources that judge one
+    # category only (e.g. threats in implicit hate) otherwise teach "looks like that source" instead of the category.
+    unknown_negative_weight: float = 0.1
     window_size: int = 96
     window_stride: int = 64
     max_windows: int = 16
@@ -66,6 +70,8 @@ class BaselineParams:
             raise ValueError("min_positives must be at least 1")
         if self.n_jobs < 1:
             raise ValueError("n_jobs must be at least 1")
+        if not 0.0 <= self.unknown_negative_weight <= 1.0:
+            raise ValueError(f"unknown_negative_weight must be in [0, 1], got {self.unknown_negative_weight}")
         if not 1 <= self.window_stride <= self.window_size or self.max_windows < 1:
             raise ValueError(f"need 1 <= window_stride <= window_size and max_windows >= 1, got "
                              f"{self.window_stride}, {self.window_size}, {self.max_windows}")
@@ -93,10 +99,24 @@ def _binary(x: Any, y: np.ndarray, w: np.ndarray, c: float, params: BaselinePara
     return model.fit(x, y, sample_weight=w)
 
 
+def _weak(z: np.ndarray, labels: np.ndarray, weights: np.ndarray, unknown_weight: float
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    y, w = unknown_as_weak_negative(labels, weights, unknown_weight)
+    rows = w > 0
+    return z[rows], y[rows], w[rows]
+
+
 def _enough(labels: np.ndarray, minimum: int) -> bool:
     """A calibration fitted on a handful of labels would be noise: need `minimum` of each class."""
     known = labels[~np.isnan(labels)]
     return bool(np.sum(known == 1) >= minimum and np.sum(known == 0) >= minimum)
+
+
+def unknown_as_weak_negative(labels: np.ndarray, weights: np.ndarray, unknown_weight: float
+                              ) -> tuple[np.ndarray, np.ndarray]:
+    """Labels with unknown (NaN) as 0 and their weights scaled by `unknown_weight` (0 drops them)."""
+    unknown = np.isnan(labels)
+    return np.where(unknown, 0.0, labels), np.where(unknown, weights * unknown_weight, weights)
 
 
 def fit_linear_heads(
@@ -116,7 +136,9 @@ def fit_linear_heads(
             log.info("category %s left out: %d known positives of %d known rows", name, positives, known.sum())
             continue
         names.append(name)
-        jobs.append(delayed(_binary)(x[known], y[known, j].astype(int), weights[known], c, params))
+        yj, wj = unknown_as_weak_negative(y[:, j], weights, params.unknown_negative_weight)
+        rows = wj > 0
+        jobs.append(delayed(_binary)(x[rows], yj[rows].astype(int), wj[rows], c, params))
 
     known_sev = sev >= 0
     cuts: list[int] = []
@@ -153,9 +175,10 @@ def fit(
     xv = features.transform(prepare([ex.text for ex in validation]))
     yv = label_matrix(validation, names)
     zv = category_logits(category_models, xv)
+    wv = np.array([ex.weight for ex in validation], dtype=np.float64)
     calibrations = [
-        fit_sigmoid_temperature(zv[:, j], yv[:, j]) if _enough(yv[:, j], params.min_calibration_labels)
-        else SigmoidCalibration()
+        fit_sigmoid_temperature(*_weak(zv[:, j], yv[:, j], wv, params.unknown_negative_weight))
+        if _enough(yv[:, j], params.min_calibration_labels) else SigmoidCalibration()
         for j in range(len(names))
     ]
     uncalibrated = 1.0 / (1.0 + np.exp(-zv))

@@ -17,7 +17,7 @@ from scipy.special import expit
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from training.baseline import BaselineParams, fit_linear_heads
+from training.baseline import BaselineParams, fit_linear_heads, unknown_as_weak_negative
 from training.embedding_cache import embed_cached
 from training.encoder_export import export_sentence_encoder
 from triage.calibration import decision_thresholds
@@ -92,31 +92,46 @@ def _head_labels(examples: list[Example], names: list[str], policy: Policy) -> n
     return np.hstack([y, cuts])
 
 
-def _fit_blend(zt: np.ndarray, ze: np.ndarray, y: np.ndarray, minimum: int) -> tuple[float, float, float]:
-    """One head's stacker (a, b, c) on known labels; the plain mean of the logits when labels are too few."""
+def _fit_blend(zt: np.ndarray, ze: np.ndarray, y: np.ndarray, minimum: int,
+               unknown_weight: float = 0.0) -> tuple[float, float, float]:
+    """One head's stacker (a, b, c) on known labels, unknown ones as negatives of weight `unknown_weight`; the plain
+    mean of the logits when labels are too few.
+
+    A head the encoder view has no model for (its logits all zero) keeps the n-gram logit as it is: the mean would
+    halve it and pull every score towards 0.5.
+    """
+    if not np.any(ze):
+        return 1.0, 0.0, 0.0
     known = ~np.isnan(y)
     yk = y[known]
+    minimum = max(minimum, 1)  # both classes are needed to fit
     if yk.sum() < minimum or (1 - yk).sum() < minimum:
         return 0.5, 0.5, 0.0
+    target, weight = unknown_as_weak_negative(y, np.ones_like(y), unknown_weight)
+    rows = weight > 0
     model = LogisticRegression(C=100.0, solver="lbfgs", max_iter=200)
-    model.fit(np.column_stack([zt[known], ze[known]]), yk.astype(int))
+    model.fit(np.column_stack([zt[rows], ze[rows]]), target[rows].astype(int), sample_weight=weight[rows])
     return float(model.coef_[0, 0]), float(model.coef_[0, 1]), float(model.intercept_[0])
 
 
-def fit_stacker(zt: np.ndarray, ze: np.ndarray, targets: np.ndarray, minimum: int) -> Stacker:
-    """Per-head stacker from validation logits (n, K) of both views and head targets (n, K, NaN unknown)."""
-    blends = np.array([_fit_blend(zt[:, k], ze[:, k], targets[:, k], minimum) for k in range(zt.shape[1])])
+def fit_stacker(zt: np.ndarray, ze: np.ndarray, targets: np.ndarray, minimum: int,
+                unknown_weights: np.ndarray | None = None) -> Stacker:
+    """Per-head stacker from validation logits (n, K) of both views and head targets (n, K, NaN unknown);
+    `unknown_weights` (K,) gives each head's weight of unknown rows as negatives (default: left out)."""
+    uw = np.zeros(zt.shape[1]) if unknown_weights is None else unknown_weights
+    blends = np.array([_fit_blend(zt[:, k], ze[:, k], targets[:, k], minimum, float(uw[k]))
+                       for k in range(zt.shape[1])])
     return Stacker(a=blends[:, 0], b=blends[:, 1], c=blends[:, 2])
 
 
 def cross_fitted(zt: np.ndarray, ze: np.ndarray, targets: np.ndarray, minimum: int, folds: int,
-                 seed: int) -> np.ndarray:
+                 seed: int, unknown_weights: np.ndarray | None = None) -> np.ndarray:
     """Out-of-fold stacked probabilities (n, K): each row scored by a stacker fitted on the other folds."""
     fold = np.random.default_rng(seed).integers(0, folds, size=zt.shape[0])
     out = np.zeros_like(zt)
     for f in range(folds):
         held = fold == f
-        stacker = fit_stacker(zt[~held], ze[~held], targets[~held], minimum)
+        stacker = fit_stacker(zt[~held], ze[~held], targets[~held], minimum, unknown_weights)
         out[held] = expit(stacker(zt[held], ze[held]))
     return out
 
@@ -160,9 +175,13 @@ def fit(train: list[Example], validation: list[Example], policy: Policy,
     log.info("n-gram view: %d features, %d heads in %.0f s", x.shape[1], len(names), time.perf_counter() - started)
 
     onnx_model, tokenizer = export_sentence_encoder(params.encoder_source)
+    # Training features in batches (fast); validation, which sets the stacker and the routing points, one text at a
+    # time exactly as serving embeds.
+    bulk = SentenceEncoder(onnx_model, tokenizer, params.encoder_max_length, threads=params.n_jobs,
+                           batch_size=SentenceEncoder.BULK_BATCH)
     encoder = SentenceEncoder(onnx_model, tokenizer, params.encoder_max_length, threads=params.n_jobs)
     rows = encoder_rows(y, params.encoder_max_train, params.encoder_keep_positives, params.seed)
-    e = embed_cached(encoder, _first_window([train_texts[i] for i in rows], params.window_size), cache)
+    e = embed_cached(bulk, _first_window([train_texts[i] for i in rows], params.window_size), cache)
     enc_names, enc_cat, enc_sev = fit_linear_heads(e, weights[rows], y[rows], sev[rows], policy, params.encoder_C,
                                                    params.encoder_severity_C, params)
     # A category the sample left too few positives for keeps a zero encoder head: its stacker leans on n-grams.
@@ -173,8 +192,12 @@ def fit(train: list[Example], validation: list[Example], policy: Policy,
     zt = ngram_heads(ngrams(val_texts))
     ze = encoder_heads(embed_cached(encoder, _first_window(val_texts, params.window_size), cache))
     targets = _head_labels(validation, names, policy)
-    stacker = fit_stacker(zt, ze, targets, params.min_calibration_labels)
-    oof = cross_fitted(zt, ze, targets, params.min_calibration_labels, params.stack_folds, params.seed)
+    # Category heads treat unknown rows as weak negatives, as in training; severity cut-points leave them out.
+    unknown_weights = np.r_[np.full(len(names), params.unknown_negative_weight),
+                            np.zeros(len(policy.severity_names) - 1)]
+    stacker = fit_stacker(zt, ze, targets, params.min_calibration_labels, unknown_weights)
+    oof = cross_fitted(zt, ze, targets, params.min_calibration_labels, params.stack_folds, params.seed,
+                       unknown_weights)
 
     windows = WindowSpec(params.window_size, params.window_stride, params.max_windows)
     card = ModelCard(kind=KIND, categories=names, severity_levels=list(policy.severity_names),
@@ -199,6 +222,8 @@ def fit(train: list[Example], validation: list[Example], policy: Policy,
         **fit_routing_points(yv, pv, cumulative_to_levels(oof[:, n_cat:]),
                          severity_vector(validation, policy.severity_names), names, card.thresholds, policy),
     }
+    # The classifier was built before its card held the windows: give it the fitted ones, as `load` will.
+    classifier.windows = windows
     log.info("combined model fitted on %d examples in %.0f s", len(train), card.extra["train_seconds"])
     return classifier
 

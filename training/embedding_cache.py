@@ -15,14 +15,24 @@ from triage.models.embedding import DIMENSIONS, SentenceEncoder
 log = logging.getLogger(__name__)
 
 
+_KEY_BYTES = 12
+
+
 def _key(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).digest()
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=_KEY_BYTES).digest()
+
+
+def _stored_keys(keys: np.ndarray) -> list[bytes]:
+    """Keys as written: rows of uint8 (numpy 'S' strings, an older format, drop a digest's trailing zero bytes)."""
+    return [bytes(k) for k in keys] if keys.dtype.kind == "S" else [row.tobytes() for row in keys]
 
 
 def _write(path: Path, cached: dict[bytes, np.ndarray]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, keys=np.array(list(cached), dtype="S12"), vectors=np.stack(list(cached.values())))
+    stored_keys = [k for k in cached if len(k) == _KEY_BYTES]
+    np.savez(tmp, keys=np.frombuffer(b"".join(stored_keys), dtype=np.uint8).reshape(-1, _KEY_BYTES),
+             vectors=np.stack([cached[k] for k in stored_keys]).astype(np.float16))
     tmp.replace(path)
 
 
@@ -32,12 +42,14 @@ def embed_cached(encoder: SentenceEncoder, texts: Sequence[str], cache_dir: Path
     if cache_dir is None:
         return encoder.embed(texts)
     digest = hashlib.sha256(encoder.model_bytes).hexdigest()[:12]
-    path = cache_dir / f"embeddings-{digest}-{encoder.max_length}.npz"
+    # Batched int8 embeddings differ slightly from single-text ones (batch-wide activation scales): kept apart.
+    mode = "" if encoder.batch_size > 1 else "-single"
+    path = cache_dir / f"embeddings-{digest}-{encoder.max_length}{mode}.npz"
     keys = [_key(t) for t in texts]
     cached: dict[bytes, np.ndarray] = {}
     if path.is_file():
         with np.load(path) as stored:
-            cached = dict(zip((bytes(k) for k in stored["keys"]), stored["vectors"], strict=True))
+            cached = dict(zip(_stored_keys(stored["keys"]), stored["vectors"], strict=True))
     missing = sorted({k: i for i, k in enumerate(keys) if k not in cached}.values())
     started = time.perf_counter()
     # Written every `chunk` texts, so an interrupted fit keeps what it embedded.

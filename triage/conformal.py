@@ -241,8 +241,12 @@ def _pct(p: float) -> str:
 # category's violating tickets that are cleared is its miss rate (1 - recall at the threshold). On validation we take
 # the highest threshold whose one-sided Clopper-Pearson upper bound on the miss rate is at most the policy's
 # `max_auto_clear_miss`. With too few positives no threshold can be certified (with n positives and no miss the bound
-# is 1 - delta^(1/n): 45 positives are needed for 5% at delta 0.1); the point estimate is then used and the point
-# says it is not certified. The same rule, on P(severity >= the first always-reviewed level), guards severity.
+# is 1 - delta^(1/n): 45 positives are needed for 5% at delta 0.1); the strictest point is then used (clear only
+# below the lowest positive score: no validation miss) and the point says it is not certified. Using the point
+# estimate instead (floor(max_miss * n) misses) would clear more than a certified point at a looser target does, so
+# raising max_miss could lower the threshold. Thresholds are rounded down to 6 decimals, the precision of the
+# scores routing sees, so rounding never clears a ticket validation did not. The same rule, on P(severity >= the first
+# always-reviewed level), guards severity.
 
 SEVERE = "severity>=high"
 
@@ -305,11 +309,11 @@ def fit_clear_point(category: str, labels: np.ndarray, proba: np.ndarray, max_mi
     ok = np.flatnonzero(upper <= max_miss)
     certified = ok.size > 0
     # Allowing k misses: clear everything below the (k+1)-th lowest positive score.
-    k = int(ok.max()) if certified else int(np.floor(max_miss * n))
-    threshold = float(pos[min(k, n - 1)])
+    k = int(ok.max()) if certified else 0
+    threshold = math.floor(float(pos[k]) * 1e6) / 1e6
     missed = int(np.sum(pos < threshold))
     return ClearPoint(
-        category=category, max_miss=max_miss, threshold=round(threshold, 6), certified=certified,
+        category=category, max_miss=max_miss, threshold=threshold, certified=certified,
         miss_upper_bound=round(float(clopper_pearson_upper(missed, n, delta)), 6),
         validation_miss=round(missed / n, 6), cleared_share=round(float(np.mean(p < threshold)), 6),
         positives=n, known=len(y), delta=delta,

@@ -33,9 +33,16 @@ def default_encoder_path() -> Path:
 class SentenceEncoder:
     """Texts -> (n, 384) float32 unit vectors; batches sorted by length and padded to their longest text."""
 
+    BULK_BATCH = 32
+
     def __init__(self, onnx_model: bytes | str | Path, tokenizer: str, max_length: int = 128,
-                 threads: int = 1, batch_size: int = 32) -> None:
-        """`onnx_model`: the exported model (bytes or a path); `tokenizer`: the tokenizer's JSON text."""
+                 threads: int = 1, batch_size: int = 1) -> None:
+        """`onnx_model`: the exported model (bytes or a path); `tokenizer`: the tokenizer's JSON text.
+
+        Dynamic int8 quantization scales activations over the whole batch, so a text's embedding shifts slightly
+        with its batch-mates: `batch_size=1` (the default, what serving uses) makes every score independent of the
+        request it came in; larger batches are for bulk work where that does not matter (training features).
+        """
         import onnxruntime as ort
 
         options = ort.SessionOptions()

@@ -94,3 +94,24 @@ def test_routing_report_reports_both_promises_and_the_workload(tmp_path: Path, e
     assert "Auto-cleared violating texts" in md and "Too few test positives to judge" in md
     runs = _mlflow_runs(example_settings, "routing-report")
     assert len(runs) == 1 and runs[0]["review_share"] == pytest.approx(work["review_share"])
+
+
+def test_routing_report_routes_with_the_cards_auto_clear_points(tmp_path: Path, example_settings: Settings,
+                                                                 model_dir: Path) -> None:
+    from triage.conformal import ClearPoint
+    from triage.models.io import load_classifier
+
+    classifier = load_classifier(model_dir)
+    # Clear points at 0: no score is below them, so nothing may be auto-cleared and every text goes to review.
+    classifier.card.extra["clear_points"] = {
+        c: ClearPoint(c, 0.05, 0.0, False, None, None, 0.0, 0, 0).to_dict() for c in classifier.card.categories}
+    strict = tmp_path / "strict"
+    classifier.save(strict)
+    results = tmp_path / "results-strict"
+    assert routing_report.main(["--model-dir", str(strict), "--results", str(results), "--no-mlflow"],
+                               settings=example_settings) == 0
+    data = json.loads((results / "routing_report.json").read_text())
+    assert data["overall"]["auto_clear_on_card"] is True
+    assert data["workload"]["overall"]["review_share"] == 1.0
+    assert all(r["auto_cleared"] == 0 and r["clear_threshold"] == 0.0 for r in data["auto_clear"])
+    assert all(r["caught"] == r["severe"] for r in data["severity"])

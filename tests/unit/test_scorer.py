@@ -1,0 +1,102 @@
+"""The scorer picks the routing its model card supports: both guarantees, the precision one, or the policy rules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from triage.conformal import SEVERE, ClearPoint, OperatingPoint, assured_decision, guarded_decision
+from triage.models.base import ModelCard, Prediction
+from triage.routing import decide
+from triage.scorer import Scorer
+from triage.taxonomy import load_policy
+from triage.tickets import Ticket
+
+POLICY = load_policy()
+CATS = list(POLICY.category_names)
+
+
+class FixedClassifier:
+    """Returns one fixed probability row per text: `rows[text]`."""
+
+    def __init__(self, rows: dict[str, tuple[dict[str, float], list[float]]], extra: dict[str, Any]) -> None:
+        self.rows = rows
+        self.card = ModelCard(kind="fake", categories=CATS, severity_levels=list(POLICY.severity_names),
+                              policy_name=POLICY.name, policy_version=POLICY.version, policy_digest=POLICY.digest,
+                              extra=extra)
+
+    def predict(self, texts: Sequence[str]) -> Prediction:
+        cats = np.array([[self.rows[t][0].get(c, 0.01) for c in CATS] for t in texts])
+        sev = np.array([self.rows[t][1] for t in texts])
+        return Prediction(categories=cats, severity=sev)
+
+    def save(self, directory: Path) -> None:
+        raise NotImplementedError
+
+
+def _op(name: str, threshold: float | None) -> dict[str, Any]:
+    return OperatingPoint(name, 0.9, threshold, 0.96, 0.95, 0.5, 100, 60, 500).to_dict()
+
+
+def _clear(name: str, threshold: float) -> dict[str, Any]:
+    return ClearPoint(name, 0.05, threshold, True, 0.04, 0.02, 0.7, 100, 1000).to_dict()
+
+
+NONE_SEV = [0.9, 0.1, 0.0, 0.0, 0.0]
+MAYBE_SEVERE = [0.6, 0.05, 0.0, 0.2, 0.15]  # P(high or critical) = 0.35, most likely none
+ROWS = {
+    "borderline hate": ({"hate": 0.3}, NONE_SEV),  # a confident no by min_confidence, above a 0.2 clear bound
+    "maybe severe": ({}, MAYBE_SEVERE),
+    "clean": ({}, NONE_SEV),
+    "spam": ({"spam": 0.97}, NONE_SEV),
+}
+OPERATING = {n: _op(n, 0.9) for n in CATS}
+CLEAR = {n: _clear(n, 0.2) for n in CATS}
+
+
+def _routes(extra: dict[str, Any]) -> dict[str, str]:
+    scorer = Scorer(FixedClassifier(ROWS, extra), POLICY)
+    scored = scorer.score([Ticket(id=t, text=t) for t in ROWS])
+    return {s.ticket.id: s.decision.route for s in scored}
+
+
+def test_a_card_with_clear_points_routes_with_both_guarantees() -> None:
+    extra = {"operating_points": OPERATING, "clear_points": CLEAR, "severity_guard": _clear(SEVERE, 0.3)}
+    scorer = Scorer(FixedClassifier(ROWS, extra), POLICY)
+    scored = scorer.score([Ticket(id=t, text=t) for t in ROWS])
+    for s in scored:
+        expected = assured_decision(s.scores, POLICY, scorer._points, scorer._clear, scorer._thresholds)
+        assert s.decision == expected
+    assert {s.ticket.id: s.decision.route for s in scored} == {
+        "borderline hate": "review", "maybe severe": "review", "clean": "auto", "spam": "auto"}
+    spam = next(s for s in scored if s.ticket.id == "spam")
+    assert spam.decision.prediction_set == ("spam",)
+
+
+def test_a_card_with_operating_points_only_keeps_the_precision_guarded_path() -> None:
+    extra = {"operating_points": OPERATING}
+    scorer = Scorer(FixedClassifier(ROWS, extra), POLICY)
+    for s in scorer.score([Ticket(id=t, text=t) for t in ROWS]):
+        guarded = guarded_decision(s.scores, POLICY, scorer._points, scorer._thresholds)
+        assert (s.decision.route, s.decision.reasons) == (guarded.route, guarded.reasons)
+    # The old rules review the 30% hate score (70% sure it is absent, 75% needed) but not the maybe-severe ticket.
+    assert _routes(extra) == {"borderline hate": "review", "maybe severe": "auto", "clean": "auto", "spam": "auto"}
+
+
+def test_a_card_without_points_uses_the_policy_rules() -> None:
+    scorer = Scorer(FixedClassifier(ROWS, {}), POLICY)
+    for s in scorer.score([Ticket(id=t, text=t) for t in ROWS]):
+        assert s.decision == decide(s.scores, POLICY, scorer._thresholds)
+
+
+def test_the_clear_bound_decides_where_min_confidence_would_not() -> None:
+    # 0.22 hate: decide() is 78% sure it is absent (auto); the 0.2 clear bound sends it to review.
+    rows = {"x": ({"hate": 0.22}, NONE_SEV)}
+    with_clear = Scorer(FixedClassifier(rows, {"operating_points": OPERATING, "clear_points": CLEAR}), POLICY)
+    without = Scorer(FixedClassifier(rows, {"operating_points": OPERATING}), POLICY)
+    ticket = [Ticket(id="x", text="x")]
+    assert without.score(ticket)[0].decision.route == "auto"
+    assert with_clear.score(ticket)[0].decision.route == "review"
