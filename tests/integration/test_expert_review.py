@@ -213,3 +213,37 @@ def test_promotion_while_the_server_runs_and_a_push_runs_one_prediction_per_vers
         versions = Counter(p["model_version"] for p in ls.task_predictions(task_id))
         assert versions == {"it-1": 1, "it-2": 1}, (task_id, versions)
     push.outbox.close()
+
+
+def test_kill_9_of_a_push_then_a_rerun_delivers_every_ticket_exactly_once(
+        labelstudio: LabelStudioServer, tmp_path: Path) -> None:
+    n, title, outbox = 300, f"it kill {tmp_path.name}", tmp_path / "kill.db"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, str(ROOT / "tests" / "integration" / "review_push_child.py"),
+                              labelstudio.url, labelstudio.token, str(outbox), title, str(n)], env=env)
+    ls = LabelStudioBackend(labelstudio.url, labelstudio.token)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            pid = ls.find_project(title)
+            if pid is not None and len(ls.task_tickets(pid)) >= 30:
+                break
+            assert child.poll() is None, "the push finished before it could be killed: raise n"
+            assert time.monotonic() < deadline, "the push delivered nothing"
+            time.sleep(0.05)
+    finally:
+        child.kill()  # SIGKILL, mid-delivery
+        child.wait(30)
+    before = len(ls.task_tickets(pid))
+    assert before < n, "the push finished before the kill"
+    time.sleep(7)  # the killed process's leases (3 x the 2 s request timeout) expire
+    rerun = ReviewService(Outbox(outbox), LabelStudioBackend(labelstudio.url, labelstudio.token), load_policy(),
+                          LabelStudioSettings(url=labelstudio.url, api_token=labelstudio.token, project_title=title,
+                                              batch_size=50))
+    report = rerun.sync_now()
+    tickets = Counter(t for _, t in ls.task_tickets(pid))
+    assert sum(tickets.values()) == n and max(tickets.values()) == 1
+    assert rerun.status()["waiting"] == 0 and rerun.status()["sent"] == n
+    print(f"\nkill -9 of a push after {before} of {n} tasks: the re-run delivered {report.delivered}, found "
+          f"{report.already_there} already there; {n} tasks, one per ticket")
+    rerun.outbox.close()
