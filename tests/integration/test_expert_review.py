@@ -247,3 +247,25 @@ def test_kill_9_of_a_push_then_a_rerun_delivers_every_ticket_exactly_once(
     print(f"\nkill -9 of a push after {before} of {n} tasks: the re-run delivered {report.delivered}, found "
           f"{report.already_there} already there; {n} tasks, one per ticket")
     rerun.outbox.close()
+
+
+def test_reviewers_get_first_what_the_strategy_ranks_first(
+        make_api: Callable[..., RunningApi], labelstudio: LabelStudioServer, trained_model: dict) -> None:
+    # severity_weighted is not the model's least-confident order: Label Studio must still serve its ranking.
+    api = make_api("it order", strategy="severity_weighted")
+    api.score(review_tickets(trained_model, "order", 30))
+    wait_until(lambda: api.review.status()["sent"] == 30, 60, "delivery")
+    pid = api.review.status()["project_id"]
+    ls = LabelStudioBackend(labelstudio.url, labelstudio.token)
+    usefulness = {t: api.review.outbox.queued(t).usefulness for t in ls.task_ids_by_ticket(pid)}  # type: ignore[union-attr]
+    confidence = {}
+    served = []
+    for _ in range(5):
+        task = ls.next_task(pid)
+        served.append(task["data"]["ticket_id"])
+        confidence[task["data"]["ticket_id"]] = task["data"]["confidence"]
+        ls.create_annotation(int(task["id"]), result_for(["spam"], "low"))
+    best = sorted(usefulness.values(), reverse=True)[:5]
+    assert [usefulness[t] for t in served] == pytest.approx(best)
+    print(f"\nLabel Studio served the strategy's top 5 (usefulness {', '.join(f'{u:.3f}' for u in best)}); their "
+          f"model confidence {', '.join(f'{confidence[t]:.3f}' for t in served)}")
