@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.integration.conftest import ROOT, LabelStudioServer, RunningApi, free_port
@@ -148,17 +149,25 @@ def test_identity_validity_overlap_and_adjudication(labelstudio: LabelStudioServ
     svc.outbox.close()
 
 
+def _serve_env(ls: LabelStudioServer, home: Path, title: str, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TRIAGE_HOME": str(home),
+           "TRIAGE_LABELSTUDIO__ENABLED": "true", "TRIAGE_LABELSTUDIO__URL": ls.url,
+           "TRIAGE_LABELSTUDIO__API_TOKEN": ls.token, "TRIAGE_LABELSTUDIO__PROJECT_TITLE": title,
+           "TRIAGE_LABELSTUDIO__WEBHOOK_SECRET": "it-serve-secret", "TRIAGE_SERVING__PORT": "8000",
+           "TRIAGE_LABELSTUDIO__PULL_INTERVAL_S": "0", **extra}
+    env.pop("TRIAGE_LABELSTUDIO__WEBHOOK_URL", None)
+    return env
+
+
+CLI = [sys.executable, "-c", "from triage_cli.main import app; app()"]
+
+
 def test_serve_registers_the_webhook_on_the_bound_port_and_a_failed_start_touches_nothing(
         labelstudio: LabelStudioServer, tmp_path: Path) -> None:
     port = free_port()
     title = f"it serve {port}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TRIAGE_HOME": str(tmp_path / "home"),
-           "TRIAGE_LABELSTUDIO__ENABLED": "true", "TRIAGE_LABELSTUDIO__URL": labelstudio.url,
-           "TRIAGE_LABELSTUDIO__API_TOKEN": labelstudio.token, "TRIAGE_LABELSTUDIO__PROJECT_TITLE": title,
-           "TRIAGE_LABELSTUDIO__WEBHOOK_SECRET": "it-serve-secret", "TRIAGE_SERVING__PORT": "8000",
-           "TRIAGE_LABELSTUDIO__PULL_INTERVAL_S": "0"}
-    env.pop("TRIAGE_LABELSTUDIO__WEBHOOK_URL", None)
-    cli = [sys.executable, "-c", "from triage_cli.main import app; app()", "serve", "--port", str(port)]
+    env = _serve_env(labelstudio, tmp_path / "home", title)
+    cli = [*CLI, "serve", "--port", str(port)]
     ls = LabelStudioBackend(labelstudio.url, labelstudio.token)
     log = tmp_path / "serve.log"
     first = subprocess.Popen(cli, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
@@ -269,3 +278,56 @@ def test_reviewers_get_first_what_the_strategy_ranks_first(
     assert [usefulness[t] for t in served] == pytest.approx(best)
     print(f"\nLabel Studio served the strategy's top 5 (usefulness {', '.join(f'{u:.3f}' for u in best)}); their "
           f"model confidence {', '.join(f'{confidence[t]:.3f}' for t in served)}")
+
+
+def test_kill_9_of_the_server_mid_delivery_then_a_restart_delivers_every_ticket_once(
+        labelstudio: LabelStudioServer, trained_model: dict, tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    trained_model["loaded"].classifier.save(model_dir)
+    title = f"it server kill {tmp_path.name}"
+    env = _serve_env(labelstudio, tmp_path / "home", title, TRIAGE_SERVING__MODEL_DIR=str(model_dir),
+                     TRIAGE_LABELSTUDIO__BATCH_SIZE="10", TRIAGE_LABELSTUDIO__REQUEST_TIMEOUT_S="2")
+    tickets = review_tickets(trained_model, "srvkill", 150)
+    ls = LabelStudioBackend(labelstudio.url, labelstudio.token)
+
+    def start() -> tuple[subprocess.Popen[bytes], str]:
+        port = free_port()
+        proc = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _ready(url) or proc.poll() is not None, 300, "the server")
+        assert proc.poll() is None, "the server exited"
+        return proc, url
+
+    first, url = start()
+    try:
+        with httpx.Client(timeout=60) as http:
+            for i in range(0, len(tickets), 50):
+                assert http.post(f"{url}/v1/score", json={"tickets": tickets[i:i + 50]}).status_code == 200
+        wait_until(lambda: (ls.find_project(title) is not None
+                            and len(ls.task_tickets(ls.find_project(title) or 0)) >= 20), 120, "first tasks")
+    finally:
+        first.kill()  # SIGKILL while the background sync delivers
+        first.wait(30)
+    pid = ls.find_project(title)
+    assert pid is not None
+    before = len(ls.task_tickets(pid))
+    time.sleep(7)  # the killed server's leases (3 x the 2 s request timeout) expire
+    second, _ = start()
+    try:
+        wait_until(lambda: len(ls.task_tickets(pid)) >= 150, 180, "delivery after the restart")
+        time.sleep(2)
+        tickets_in_ls = Counter(t for _, t in ls.task_tickets(pid))
+        assert sum(tickets_in_ls.values()) == 150 and max(tickets_in_ls.values()) == 1
+        assert set(tickets_in_ls) == {t["id"] for t in tickets}
+    finally:
+        second.terminate()
+        second.wait(30)
+    print(f"\nkill -9 of the server after {before} of 150 tasks: after a restart 150 tasks, one per ticket")
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
