@@ -184,11 +184,14 @@ def main() -> None:
             if ex is None:
                 break  # a task from an earlier run: leave it to people
             cats = [c for c, y in ex.labels.items() if y] or ["none"]
-            score = min((p.get("score") or 0.0) for p in ls.task_predictions(int(task["id"])))
-            ls.create_annotation(int(task["id"]), result_for(cats, ex.severity,
+            # A consistent answer (the review service refuses others): none goes with severity none; a dataset
+            # without a severity for a violation gets medium.
+            severity = "none" if cats == ["none"] else (ex.severity if ex.severity not in (None, "none") else "medium")
+            confidence = float(task["data"].get("confidence") or 0.0)
+            ls.create_annotation(int(task["id"]), result_for(cats, severity,
                                                              f"demo: label from the {ex.source} dataset"))
             console.print(f"  annotated task {task['id']} (ticket {task['data']['ticket_id']}, model confidence "
-                          f"{score:.2f}): {', '.join(cats)} / {ex.severity}")
+                          f"{confidence:.2f}): {', '.join(cats)} / {severity}")
             done += 1
         time.sleep(0.5)
         by_webhook = sum(a.via == "webhook" for a in svc.outbox.annotations())

@@ -30,7 +30,7 @@ def _service() -> ReviewService:
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        svc = build_review_service(settings, settings.load_policy())
+        svc = build_review_service(settings, settings.load_policy(), serving=False)
     except TriageError as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err

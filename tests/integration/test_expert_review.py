@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.integration.conftest import ROOT, LabelStudioServer, RunningApi, free_port
@@ -148,17 +149,25 @@ def test_identity_validity_overlap_and_adjudication(labelstudio: LabelStudioServ
     svc.outbox.close()
 
 
+def _serve_env(ls: LabelStudioServer, home: Path, title: str, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TRIAGE_HOME": str(home),
+           "TRIAGE_LABELSTUDIO__ENABLED": "true", "TRIAGE_LABELSTUDIO__URL": ls.url,
+           "TRIAGE_LABELSTUDIO__API_TOKEN": ls.token, "TRIAGE_LABELSTUDIO__PROJECT_TITLE": title,
+           "TRIAGE_LABELSTUDIO__WEBHOOK_SECRET": "it-serve-secret", "TRIAGE_SERVING__PORT": "8000",
+           "TRIAGE_LABELSTUDIO__PULL_INTERVAL_S": "0", **extra}
+    env.pop("TRIAGE_LABELSTUDIO__WEBHOOK_URL", None)
+    return env
+
+
+CLI = [sys.executable, "-c", "from triage_cli.main import app; app()"]
+
+
 def test_serve_registers_the_webhook_on_the_bound_port_and_a_failed_start_touches_nothing(
         labelstudio: LabelStudioServer, tmp_path: Path) -> None:
     port = free_port()
     title = f"it serve {port}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TRIAGE_HOME": str(tmp_path / "home"),
-           "TRIAGE_LABELSTUDIO__ENABLED": "true", "TRIAGE_LABELSTUDIO__URL": labelstudio.url,
-           "TRIAGE_LABELSTUDIO__API_TOKEN": labelstudio.token, "TRIAGE_LABELSTUDIO__PROJECT_TITLE": title,
-           "TRIAGE_LABELSTUDIO__WEBHOOK_SECRET": "it-serve-secret", "TRIAGE_SERVING__PORT": "8000",
-           "TRIAGE_LABELSTUDIO__PULL_INTERVAL_S": "0"}
-    env.pop("TRIAGE_LABELSTUDIO__WEBHOOK_URL", None)
-    cli = [sys.executable, "-c", "from triage_cli.main import app; app()", "serve", "--port", str(port)]
+    env = _serve_env(labelstudio, tmp_path / "home", title)
+    cli = [*CLI, "serve", "--port", str(port)]
     ls = LabelStudioBackend(labelstudio.url, labelstudio.token)
     log = tmp_path / "serve.log"
     first = subprocess.Popen(cli, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
@@ -213,3 +222,112 @@ def test_promotion_while_the_server_runs_and_a_push_runs_one_prediction_per_vers
         versions = Counter(p["model_version"] for p in ls.task_predictions(task_id))
         assert versions == {"it-1": 1, "it-2": 1}, (task_id, versions)
     push.outbox.close()
+
+
+def test_kill_9_of_a_push_then_a_rerun_delivers_every_ticket_exactly_once(
+        labelstudio: LabelStudioServer, tmp_path: Path) -> None:
+    n, title, outbox = 300, f"it kill {tmp_path.name}", tmp_path / "kill.db"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, str(ROOT / "tests" / "integration" / "review_push_child.py"),
+                              labelstudio.url, labelstudio.token, str(outbox), title, str(n)], env=env)
+    ls = LabelStudioBackend(labelstudio.url, labelstudio.token)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            pid = ls.find_project(title)
+            if pid is not None and len(ls.task_tickets(pid)) >= 30:
+                break
+            assert child.poll() is None, "the push finished before it could be killed: raise n"
+            assert time.monotonic() < deadline, "the push delivered nothing"
+            time.sleep(0.05)
+    finally:
+        child.kill()  # SIGKILL, mid-delivery
+        child.wait(30)
+    before = len(ls.task_tickets(pid))
+    assert before < n, "the push finished before the kill"
+    time.sleep(7)  # the killed process's leases (3 x the 2 s request timeout) expire
+    rerun = ReviewService(Outbox(outbox), LabelStudioBackend(labelstudio.url, labelstudio.token), load_policy(),
+                          LabelStudioSettings(url=labelstudio.url, api_token=labelstudio.token, project_title=title,
+                                              batch_size=50))
+    report = rerun.sync_now()
+    tickets = Counter(t for _, t in ls.task_tickets(pid))
+    assert sum(tickets.values()) == n and max(tickets.values()) == 1
+    assert rerun.status()["waiting"] == 0 and rerun.status()["sent"] == n
+    print(f"\nkill -9 of a push after {before} of {n} tasks: the re-run delivered {report.delivered}, found "
+          f"{report.already_there} already there; {n} tasks, one per ticket")
+    rerun.outbox.close()
+
+
+def test_reviewers_get_first_what_the_strategy_ranks_first(
+        make_api: Callable[..., RunningApi], labelstudio: LabelStudioServer, trained_model: dict) -> None:
+    # severity_weighted is not the model's least-confident order: Label Studio must still serve its ranking.
+    api = make_api("it order", strategy="severity_weighted")
+    api.score(review_tickets(trained_model, "order", 30))
+    wait_until(lambda: api.review.status()["sent"] == 30, 60, "delivery")
+    pid = api.review.status()["project_id"]
+    ls = LabelStudioBackend(labelstudio.url, labelstudio.token)
+    usefulness = {t: api.review.outbox.queued(t).usefulness for t in ls.task_ids_by_ticket(pid)}  # type: ignore[union-attr]
+    confidence = {}
+    served = []
+    for _ in range(5):
+        task = ls.next_task(pid)
+        served.append(task["data"]["ticket_id"])
+        confidence[task["data"]["ticket_id"]] = task["data"]["confidence"]
+        ls.create_annotation(int(task["id"]), result_for(["spam"], "low"))
+    best = sorted(usefulness.values(), reverse=True)[:5]
+    assert [usefulness[t] for t in served] == pytest.approx(best)
+    print(f"\nLabel Studio served the strategy's top 5 (usefulness {', '.join(f'{u:.3f}' for u in best)}); their "
+          f"model confidence {', '.join(f'{confidence[t]:.3f}' for t in served)}")
+
+
+def test_kill_9_of_the_server_mid_delivery_then_a_restart_delivers_every_ticket_once(
+        labelstudio: LabelStudioServer, trained_model: dict, tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    trained_model["loaded"].classifier.save(model_dir)
+    title = f"it server kill {tmp_path.name}"
+    env = _serve_env(labelstudio, tmp_path / "home", title, TRIAGE_SERVING__MODEL_DIR=str(model_dir),
+                     TRIAGE_LABELSTUDIO__BATCH_SIZE="10", TRIAGE_LABELSTUDIO__REQUEST_TIMEOUT_S="2")
+    tickets = review_tickets(trained_model, "srvkill", 150)
+    ls = LabelStudioBackend(labelstudio.url, labelstudio.token)
+
+    def start() -> tuple[subprocess.Popen[bytes], str]:
+        port = free_port()
+        proc = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _ready(url) or proc.poll() is not None, 300, "the server")
+        assert proc.poll() is None, "the server exited"
+        return proc, url
+
+    first, url = start()
+    try:
+        with httpx.Client(timeout=60) as http:
+            for i in range(0, len(tickets), 50):
+                assert http.post(f"{url}/v1/score", json={"tickets": tickets[i:i + 50]}).status_code == 200
+        wait_until(lambda: (ls.find_project(title) is not None
+                            and len(ls.task_tickets(ls.find_project(title) or 0)) >= 20), 120, "first tasks")
+    finally:
+        first.kill()  # SIGKILL while the background sync delivers
+        first.wait(30)
+    pid = ls.find_project(title)
+    assert pid is not None
+    before = len(ls.task_tickets(pid))
+    time.sleep(7)  # the killed server's leases (3 x the 2 s request timeout) expire
+    second, _ = start()
+    try:
+        wait_until(lambda: len(ls.task_tickets(pid)) >= 150, 180, "delivery after the restart")
+        time.sleep(2)
+        tickets_in_ls = Counter(t for _, t in ls.task_tickets(pid))
+        assert sum(tickets_in_ls.values()) == 150 and max(tickets_in_ls.values()) == 1
+        assert set(tickets_in_ls) == {t["id"] for t in tickets}
+    finally:
+        second.terminate()
+        second.wait(30)
+    print(f"\nkill -9 of the server after {before} of 150 tasks: after a restart 150 tasks, one per ticket")
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

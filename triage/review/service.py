@@ -624,8 +624,13 @@ class ReviewService:
             self._wake.wait(self.settings.sync_interval_s)
 
 
-def build_review_service(settings: Settings, policy: Policy) -> ReviewService | None:
-    """The configured review service (SQLite outbox + real Label Studio), or None when review is disabled."""
+def build_review_service(settings: Settings, policy: Policy, serving: bool = True) -> ReviewService | None:
+    """The configured review service (SQLite outbox + real Label Studio), or None when review is disabled.
+
+    Only the server (`serving`) derives its webhook address from the port it bound; a command-line process
+    (`triage review push`) registers a webhook only when one is configured explicitly (webhook_url or
+    api_public_url), so it never points Label Studio at a port nobody listens on.
+    """
     ls = settings.labelstudio
     if not ls.enabled:
         return None
@@ -634,10 +639,10 @@ def build_review_service(settings: Settings, policy: Policy) -> ReviewService | 
     host = "127.0.0.1" if settings.serving.host in ("0.0.0.0", "::") else settings.serving.host
     # `triage serve` puts the port it actually bound into the settings; a public URL overrides it.
     api = (ls.api_public_url or f"http://{host}:{settings.serving.port}").rstrip("/")
+    webhook = ls.webhook_url or (f"{api}/v1/review/webhook" if serving or ls.api_public_url else "")
     outbox = Outbox(ls.outbox_path or settings.home / "review.db")
     backend = LabelStudioBackend(ls.url, ls.api_token.get_secret_value(), timeout_s=ls.request_timeout_s)
-    return ReviewService(outbox, backend, policy, ls,
-                         webhook_url=ls.webhook_url or f"{api}/v1/review/webhook",
+    return ReviewService(outbox, backend, policy, ls, webhook_url=webhook,
                          ml_backend_url=ls.ml_backend_url or f"{api}/ml")
 
 

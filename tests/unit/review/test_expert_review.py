@@ -259,3 +259,23 @@ def test_the_policy_switch_keeps_them_when_off(tmp_path: Path, backend: InMemory
         assert svc.outbox.queued("waiting") is not None
     finally:
         svc.outbox.close()
+
+
+def test_only_the_server_derives_a_webhook_from_its_port(tmp_path: Path) -> None:
+    from triage.review.service import build_review_service
+    from triage.settings import ServingSettings, Settings
+
+    ls = LabelStudioSettings(enabled=True, outbox_path=tmp_path / "r.db")
+    settings = Settings(home=tmp_path, labelstudio=ls, serving=ServingSettings(host="0.0.0.0", port=8210))
+    server = build_review_service(settings, settings.load_policy())
+    cli = build_review_service(settings, settings.load_policy(), serving=False)
+    public = build_review_service(settings.model_copy(update={"labelstudio": ls.model_copy(
+        update={"api_public_url": "https://triage.example.org/"})}), settings.load_policy(), serving=False)
+    try:
+        assert server is not None and server.webhook_url == "http://127.0.0.1:8210/v1/review/webhook"
+        assert cli is not None and cli.webhook_url == ""  # `triage review push` never guesses a port
+        assert public is not None and public.webhook_url == "https://triage.example.org/v1/review/webhook"
+    finally:
+        for s in (server, cli, public):
+            if s is not None:
+                s.outbox.close()
