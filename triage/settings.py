@@ -45,6 +45,11 @@ class ServingSettings(BaseModel):
     model_workers: int = Field(default=2, ge=1, le=64, description="model calls that run at once (one per core)")
     model_dir: Path | None = Field(default=None, description="serve a saved classifier directory, not the registry")
 
+    @field_validator("model_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value  # TRIAGE_SERVING__MODEL_DIR="" undoes an image's default
+
 
 class MlflowSettings(BaseModel):
     """Where runs and the model registry live."""
