@@ -91,6 +91,8 @@ CASES: list[tuple[str, str, bytes, dict[str, str], int]] = [
      JSON, 422),
     ("empty-body", "/v1/score", b"", JSON, 422),
     # Label Studio ML backend
+    ("ml-body-over-limit", "/ml/predict",
+     json.dumps({"tasks": [{"id": i, "data": {"text": "z" * 1000}} for i in range(9000)]}).encode(), JSON, 413),
     ("ml-too-many-tasks", "/ml/predict",
      json.dumps({"tasks": [{"id": i, "data": {"text": "hi"}} for i in range(257)]}).encode(), JSON, 422),
     ("ml-text-over-limit", "/ml/predict", json.dumps({"tasks": [{"id": 1, "data": {"text": "x" * 20_001}}]}).encode(),
