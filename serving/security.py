@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 from dataclasses import dataclass
 
@@ -29,15 +28,7 @@ class NamedKey:
 
 def named_keys(settings: Settings) -> list[NamedKey]:
     """The configured keys with their names (see the module docstring for the accepted forms)."""
-    out = []
-    for entry in settings.api_keys:
-        value = entry.get_secret_value()
-        name, sep, key = value.partition(":")
-        if sep and name and key:
-            out.append(NamedKey(name.strip(), SecretStr(key.strip())))
-        else:
-            out.append(NamedKey(f"key-{hashlib.sha256(value.encode()).hexdigest()[:8]}", entry))
-    return out
+    return [NamedKey(name, key) for name, key in settings.named_api_keys()]
 
 
 def given_key(x_api_key: str | None, authorization: str | None) -> str | None:

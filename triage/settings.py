@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from functools import lru_cache
@@ -165,6 +166,19 @@ class Settings(BaseSettings):
     def artifact_root(self) -> Path:
         """Where the embedded store keeps artifacts."""
         return self.home / "mlartifacts"
+
+    def named_api_keys(self) -> list[tuple[str, SecretStr]]:
+        """(name, key) per configured key: `name:key` entries keep their name, a plain key is named
+        `key-<first 8 hex of its SHA-256>` so logs can tell keys apart without holding them."""
+        out = []
+        for entry in self.api_keys:
+            value = entry.get_secret_value()
+            name, sep, key = value.partition(":")
+            if sep and name.strip() and key.strip():
+                out.append((name.strip(), SecretStr(key.strip())))
+            else:
+                out.append((f"key-{hashlib.sha256(value.encode()).hexdigest()[:8]}", entry))
+        return out
 
     def load_policy(self) -> Policy:
         """The configured policy (TRIAGE_POLICY) or the shipped default."""

@@ -461,7 +461,9 @@ def build_review_service(settings: Settings, policy: Policy) -> ReviewService | 
     host = "127.0.0.1" if settings.serving.host in ("0.0.0.0", "::") else settings.serving.host
     api = f"http://{host}:{settings.serving.port}"
     outbox = Outbox(ls.outbox_path or settings.home / "review.db")
-    backend = LabelStudioBackend(ls.url, ls.api_token.get_secret_value(), timeout_s=ls.request_timeout_s)
+    keys = settings.named_api_keys()  # with keys on, Label Studio calls /ml/* with the first one (basic auth)
+    backend = LabelStudioBackend(ls.url, ls.api_token.get_secret_value(), timeout_s=ls.request_timeout_s,
+                                 ml_backend_auth=(keys[0][0], keys[0][1].get_secret_value()) if keys else None)
     return ReviewService(outbox, backend, policy, ls,
                          webhook_url=ls.webhook_url or f"{api}/v1/review/webhook",
                          ml_backend_url=ls.ml_backend_url or f"{api}/ml")
