@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Protocol
 
 from serving.state import ModelSlot
-from triage.adapters import mlflow_registry as registry
 from triage.errors import ModelNotFoundError
 from triage.models.base import MANIFEST, LoadedModel
 from triage.models.io import load_classifier
@@ -35,7 +34,7 @@ class ModelSource(Protocol):
 class RegistrySource:
     """`models:/<name>@champion` in the configured MLflow registry."""
 
-    def __init__(self, settings: Settings, alias: str = registry.CHAMPION) -> None:
+    def __init__(self, settings: Settings, alias: str = "champion") -> None:
         self.settings = settings
         self.alias = alias
         # A dead tracking server must fail a poll in seconds, not after MLflow's default minutes of retries.
@@ -44,11 +43,15 @@ class RegistrySource:
 
     def current_version(self) -> str | None:
         """Version the alias points to now."""
+        from triage.adapters import mlflow_registry as registry  # MLflow is imported only when it is used
+
         client = registry.configure(self.settings)
         return registry.alias_version(client, self.settings.mlflow.model_name, self.alias)
 
     def load(self) -> LoadedModel:
         """Load the aliased version with its test metrics."""
+        from triage.adapters import mlflow_registry as registry
+
         return registry.load_model(self.settings, self.alias)
 
 

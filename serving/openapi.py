@@ -12,10 +12,10 @@ from serving import validation
 from triage.settings import Settings
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
-# No control characters (ids), and a text with at least one visible character and no controls but \t \r \n.
+# No control characters in ids.
 ID_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
-_TEXT_CHAR = "[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]"
-TEXT_PATTERN = f"^{_TEXT_CHAR}*[^\\s\\u0000-\\u001f\\u007f-\\u009f]{_TEXT_CHAR}*$"
+# A text needs one visible character (control characters are read as spaces).
+TEXT_PATTERN = "[^\\s\\u0000-\\u001f\\u007f-\\u009f]"
 OPEN_PATHS = {"/healthz", "/readyz", "/ml/health"}
 BODY_ERRORS = {
     "400": "Body not readable as UTF-8 JSON.",

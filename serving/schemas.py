@@ -17,7 +17,7 @@ class TicketIn(BaseModel):
     id: str = Field(min_length=1, max_length=256,
                     description="The ticket system's id; unique within a request; no control characters.")
     text: str = Field(description="The reported content. Not empty; at most TRIAGE_SERVING__MAX_TEXT_CHARS characters; "
-                      "valid Unicode (no lone surrogates), no control characters but tab and newlines.")
+                      "valid Unicode (no lone surrogates); control characters but tab and newlines are read as spaces.")
     metadata: dict[str, Any] = Field(
         default_factory=dict,
         description=f"Passed through to the review queue: at most {validation.METADATA_MAX_KEYS} keys, "

@@ -1,8 +1,8 @@
 """API keys with names: who called, checked in constant time; the name (never the key) goes to logs and records.
 
 TRIAGE_API_KEYS accepts `name1:key1,name2:key2`, a JSON object `{"name1": "key1"}`, or plain keys `key1,key2`
-(named by `triage.decisions.recorder.key_id`: `key-<first 12 hex of the key's SHA-256>`, so a log and the decision
-log can tell them apart without holding them).
+(named by `triage.settings.api_key_id`: `key-<first 12 hex of the key's SHA-256>`, so a log and the decision log
+can tell them apart without holding them).
 Keys are read from `X-API-Key`, `Authorization: Bearer <key>`, or `Authorization: Basic` with the key as the
 password (what Label Studio's ML-backend connection sends).
 """
@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
-from triage.decisions.recorder import key_id
 from triage.settings import Settings
 
 
@@ -30,15 +29,7 @@ class NamedKey:
 
 def named_keys(settings: Settings) -> list[NamedKey]:
     """The configured keys with their names (see the module docstring for the accepted forms)."""
-    out = []
-    for entry in settings.api_keys:
-        value = entry.get_secret_value()
-        name, sep, key = value.partition(":")
-        if sep and name and key:
-            out.append(NamedKey(name.strip(), SecretStr(key.strip())))
-        else:
-            out.append(NamedKey(key_id(value), entry))
-    return out
+    return [NamedKey(name, key) for name, key in settings.named_api_keys()]
 
 
 def given_key(x_api_key: str | None, authorization: str | None) -> str | None:

@@ -36,17 +36,26 @@ def problem(value: str, allow_newlines: bool = True) -> str | None:
     return None
 
 
+def surrogate_problem(value: str) -> str | None:
+    """A lone surrogate's position and code point (the one thing no text may hold), or None."""
+    m = _SURROGATE.search(value)
+    if m is None:
+        return None
+    return f"contains a lone surrogate U+{ord(m.group()):04X} at position {m.start()} (not valid Unicode)"
+
+
 def printable(value: str) -> str:
     """`value` with lone surrogates and control characters escaped (\\uXXXX), safe for a log line or a JSON body."""
     return _BAD.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
 
 
 def check_text(value: str) -> str:
-    """A ticket text: Unicode without control characters (tab and newlines allowed)."""
-    reason = problem(value)
+    """A ticket text: valid Unicode (a lone surrogate is refused); control characters other than tab and newlines,
+    common in real exports (form feeds, C1 mojibake), become spaces, as the model would read them anyway."""
+    reason = surrogate_problem(value)
     if reason:
         raise ValueError(reason)
-    return value
+    return _CONTROL_TEXT.sub(" ", value)
 
 
 def check_id(value: str) -> str:

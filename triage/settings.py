@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from functools import lru_cache
@@ -14,6 +15,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from triage.taxonomy import Policy, load_policy
 
 _PLACEHOLDERS = {"", "changeme", "change-me", "secret", "dev-token", "dev-secret"}
+
+
+def api_key_id(key: str) -> str:
+    """A stable, non-reversible id of an API key (the key itself is never stored or logged)."""
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 def _project_root() -> Path:
@@ -44,6 +50,11 @@ class ServingSettings(BaseModel):
     threads: int = Field(default=1, ge=1, le=64, description="intra-op threads per model call")
     model_workers: int = Field(default=2, ge=1, le=64, description="model calls that run at once (one per core)")
     model_dir: Path | None = Field(default=None, description="serve a saved classifier directory, not the registry")
+
+    @field_validator("model_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value  # TRIAGE_SERVING__MODEL_DIR="" undoes an image's default
 
 
 class MlflowSettings(BaseModel):
@@ -196,6 +207,19 @@ class Settings(BaseSettings):
     def decisions_url(self) -> str:
         """The decision log's database: TRIAGE_DECISIONS__URL, else SQLite in home."""
         return self.decisions.url or f"sqlite:///{(self.home / 'decisions.db').resolve()}"
+
+    def named_api_keys(self) -> list[tuple[str, SecretStr]]:
+        """(name, key) per configured key: `name:key` entries keep their name, a plain key is named by
+        `api_key_id` so logs and the decision log can tell keys apart without holding them."""
+        out = []
+        for entry in self.api_keys:
+            value = entry.get_secret_value()
+            name, sep, key = value.partition(":")
+            if sep and name.strip() and key.strip():
+                out.append((name.strip(), SecretStr(key.strip())))
+            else:
+                out.append((api_key_id(value), entry))
+        return out
 
     def load_policy(self) -> Policy:
         """The configured policy (TRIAGE_POLICY) or the shipped default."""

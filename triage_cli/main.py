@@ -285,6 +285,28 @@ class Engine(StrEnum):
     ray = "ray"
 
 
+@app.command("export-model")
+def export_model(
+    directory: Annotated[Path, typer.Argument(help="empty or new directory to write the classifier into")],
+    alias: Annotated[str, typer.Option(help="registry alias to export")] = "champion",
+) -> None:
+    """Write the registry's model as a plain directory (no MLflow paths), to mount read-only or bake into an image
+    (TRIAGE_SERVING__MODEL_DIR)."""
+    from triage.adapters import mlflow_registry as registry
+
+    settings = get_settings()
+    _setup(settings)
+    if directory.exists() and any(directory.iterdir()):
+        raise _fail(ValueError(f"{directory} is not empty"))
+    try:
+        loaded = registry.load_model(settings, alias)
+    except TriageError as err:
+        raise _fail(err) from err
+    directory.mkdir(parents=True, exist_ok=True)
+    loaded.classifier.save(directory)
+    console.print(f"exported {loaded.name} version {loaded.version} (@{alias}) to {directory}")
+
+
 @app.command()
 def score(
     file: Annotated[Path, typer.Argument(help="CSV, JSONL or Parquet with `text` and optional `id`", exists=True,

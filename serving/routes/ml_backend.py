@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from serving.deps import ApiKey, BatcherDep, PolicyDep, ServingDep, SlotDep
 from serving.schemas import ErrorOut, LabelStudioBody
-from serving.validation import printable, problem
+from serving.validation import check_text, printable, surrogate_problem
 from triage.review.annotations import prediction_result
 from triage.review.labeling_config import CATEGORY, SEVERITY, TEXT
 from triage.tickets import Ticket
@@ -109,12 +109,14 @@ async def ml_predict(body: PredictIn, serving: ServingDep, batcher: BatcherDep, 
         raise HTTPException(status.HTTP_409_CONFLICT,
                             detail=f"the project's labeling config has no '{CATEGORY}'/'{SEVERITY}' choices on "
                                    f"'{TEXT}': generate it from the policy (triage review push)")
-    bad = [(i, reason) for i, t in enumerate(body.tasks) if (reason := problem(_text(t)))]
+    bad = [(i, reason) for i, t in enumerate(body.tasks) if (reason := surrogate_problem(_text(t)))]
     if bad:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            detail=f"{len(bad)} task(s) have a data.{TEXT} that is not clean text: "
+                            detail=f"{len(bad)} task(s) have a data.{TEXT} that is not valid Unicode: "
                                    + "; ".join(f"tasks.{i}: {r}" for i, r in bad[:20]))
-    empty = [str(t.get("id", i)) for i, t in enumerate(body.tasks) if not _text(t).strip()]
+    texts = [check_text(_text(t)) for t in body.tasks]  # control characters read as spaces, as on /v1
+    empty = [str(t.get("id", i)) for i, (t, text) in enumerate(zip(body.tasks, texts, strict=True))
+             if not text.strip()]
     if empty:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             detail=f"{len(empty)} task(s) have no data.{TEXT}: {', '.join(x[:64] for x in empty[:20])}")
@@ -122,12 +124,13 @@ async def ml_predict(body: PredictIn, serving: ServingDep, batcher: BatcherDep, 
     if len(body.tasks) > limits.max_tickets:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             detail=f"{len(body.tasks)} tasks sent, over the limit of {limits.max_tickets} per request")
-    long = [str(t.get("id", i)) for i, t in enumerate(body.tasks) if len(_text(t)) > limits.max_text_chars]
+    long = [str(t.get("id", i)) for i, (t, text) in enumerate(zip(body.tasks, texts, strict=True))
+            if len(text) > limits.max_text_chars]
     if long:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             detail=f"{len(long)} task(s) are over the {limits.max_text_chars:,}-character limit: "
                                    f"{', '.join(x[:64] for x in long[:20])}")
-    tickets = [Ticket(id=f"ls-task-{i}", text=_text(t)) for i, t in enumerate(body.tasks)]
+    tickets = [Ticket(id=f"ls-task-{i}", text=text) for i, text in enumerate(texts)]
     results: list[TaskPrediction] = []
     for start in range(0, len(tickets), limits.max_tickets):
         used, scored = await batcher.score(tickets[start:start + limits.max_tickets])

@@ -33,8 +33,11 @@ def _prediction_json(p: Prediction) -> dict[str, Any]:
 class LabelStudioBackend:
     """ReviewBackend over a real Label Studio: errors become ReviewBackendUnavailable or ReviewBackendRejected."""
 
-    def __init__(self, url: str, api_token: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, url: str, api_token: str, timeout_s: float = 10.0,
+                 ml_backend_auth: tuple[str, str] | None = None) -> None:
         self.url = url.rstrip("/")
+        # (user, key): how Label Studio authenticates to our /ml routes when the API needs keys (basic auth).
+        self._ml_auth = ml_backend_auth
         self._token = api_token
         self._timeout = timeout_s
         # No retries inside the SDK: the outbox owns retrying, with backoff.
@@ -261,8 +264,10 @@ class LabelStudioBackend:
         for m in current:
             if m.url.rstrip("/") == url.rstrip("/"):
                 return int(m.id or 0)
+        auth: dict[str, Any] = {} if self._ml_auth is None else {
+            "auth_method": "BASIC_AUTH", "basic_auth_user": self._ml_auth[0], "basic_auth_pass": self._ml_auth[1]}
         created = self._call(f"connect ML backend {url}", lambda: self._client.ml.create(
-            project=project_id, url=url, title=title, is_interactive=False,
+            project=project_id, url=url, title=title, is_interactive=False, **auth,
         ))
         return int(created.id or 0)
 

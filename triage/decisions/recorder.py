@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 from triage.decisions.store import DecisionStore, utcnow
-from triage.settings import DecisionsSettings
+from triage.settings import DecisionsSettings, api_key_id
 from triage.tickets import ScoredTicket
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,9 @@ def script_of(text: str, sample: int = 400) -> str:
 
 
 def key_id(key: str) -> str:
-    """A stable, non-reversible id of an API key (the key itself is never stored)."""
-    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+    """A stable, non-reversible id of an API key (the key itself is never stored); the name the API gives a plain
+    key (TRIAGE_API_KEYS without `name:`), so the log and the decision records agree."""
+    return api_key_id(key)
 
 
 def in_audit_sample(ticket_id: str, rate: float) -> bool:

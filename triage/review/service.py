@@ -641,7 +641,9 @@ def build_review_service(settings: Settings, policy: Policy, serving: bool = Tru
     api = (ls.api_public_url or f"http://{host}:{settings.serving.port}").rstrip("/")
     webhook = ls.webhook_url or (f"{api}/v1/review/webhook" if serving or ls.api_public_url else "")
     outbox = Outbox(ls.outbox_path or settings.home / "review.db")
-    backend = LabelStudioBackend(ls.url, ls.api_token.get_secret_value(), timeout_s=ls.request_timeout_s)
+    keys = settings.named_api_keys()  # with keys on, Label Studio calls /ml/* with the first one (basic auth)
+    backend = LabelStudioBackend(ls.url, ls.api_token.get_secret_value(), timeout_s=ls.request_timeout_s,
+                                 ml_backend_auth=(keys[0][0], keys[0][1].get_secret_value()) if keys else None)
     return ReviewService(outbox, backend, policy, ls, webhook_url=webhook,
                          ml_backend_url=ls.ml_backend_url or f"{api}/ml")
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
+from tests.unit.serving.test_api import StaticSource
 from triage.models.base import LoadedModel
 from triage.review.memory import InMemoryReviewBackend
 from triage.review.outbox import Outbox
@@ -18,20 +19,6 @@ from triage.settings import LabelStudioSettings, Settings
 from triage.taxonomy import Policy
 
 ERROR_KEYS = {"error", "message", "ticket_ids", "fields"}
-
-
-class StaticSource:
-    """Always serves the same loaded model (or nothing)."""
-
-    def __init__(self, loaded: LoadedModel | None) -> None:
-        self.loaded = loaded
-
-    def current_version(self) -> str | None:
-        return self.loaded.version if self.loaded else None
-
-    def load(self) -> LoadedModel:
-        assert self.loaded is not None
-        return self.loaded
 
 
 def review_settings() -> LabelStudioSettings:

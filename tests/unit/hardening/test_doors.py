@@ -123,3 +123,18 @@ def test_docs_are_off_in_prod_unless_asked(settings: Settings, tiny_loaded: Load
     on = prod.model_copy(update={"ops": OpsSettings(docs_enabled=True)})
     with TestClient(build_app(on, tiny_loaded, policy)) as c:
         assert c.get("/docs").status_code == 200
+
+
+def test_label_studio_is_given_the_first_key_for_the_ml_backend(settings: Settings) -> None:
+    from triage.review.service import build_review_service
+
+    keyed = settings.model_copy(update={"api_keys": KEYS, "labelstudio": settings.labelstudio.model_copy(
+        update={"enabled": True, "outbox_path": settings.home / "ls-review.db"})})
+    svc = build_review_service(keyed, keyed.load_policy())
+    assert svc is not None
+    assert svc.backend._ml_auth == ("ops", "ops-key-123")  # type: ignore[attr-defined]
+    svc.outbox.close()
+    open_settings = keyed.model_copy(update={"api_keys": []})
+    svc = build_review_service(open_settings, open_settings.load_policy())
+    assert svc is not None and svc.backend._ml_auth is None  # type: ignore[attr-defined]
+    svc.outbox.close()

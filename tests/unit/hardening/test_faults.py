@@ -71,6 +71,8 @@ def test_dead_tracking_server_binds_at_once_and_says_why(settings: Settings) -> 
     started = time.monotonic()
     with TestClient(create_app(dead)) as c:
         elapsed = time.monotonic() - started
+        assert c.get("/readyz").status_code == 503  # answering while the first load still runs
+        _wait(lambda: c.get("/readyz").json()["detail"] != "no model loaded yet", timeout_s=60)
         r = c.get("/readyz")
     assert elapsed < 10, elapsed
     assert r.status_code == 503
