@@ -18,6 +18,7 @@ class CountingEncoder:
     def __init__(self, model_bytes: bytes = b"fake-model", max_length: int = 128) -> None:
         self.model_bytes = model_bytes
         self.max_length = max_length
+        self.batch_size = 32  # batched, as in training (the cache keeps single-text embeddings apart)
         self.embedded: list[str] = []
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
