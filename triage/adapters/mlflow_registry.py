@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import tempfile
@@ -20,6 +19,7 @@ from mlflow.models import infer_signature
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from triage.errors import ModelNotFoundError
+from triage.locks import file_lock
 from triage.models.base import Classifier, LoadedModel
 from triage.models.io import load_classifier
 from triage.settings import Settings
@@ -75,7 +75,8 @@ def configure(settings: Settings) -> MlflowClient:
             os.environ[key] = value
     # Two first runs at once would both migrate the new SQLite schema and create the experiment: the second
     # breaks the store for good. One process at a time initialises it, behind a file lock beside the store.
-    with _store_lock(settings.home / ".mlflow-store.lock" if uri.startswith("sqlite:") else None):
+    # No lock for a tracking server, which serialises itself.
+    with file_lock(settings.home / ".mlflow-store.lock" if uri.startswith("sqlite:") else None):
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         if client.get_experiment_by_name(settings.mlflow.experiment) is None:
             location = None
@@ -85,21 +86,6 @@ def configure(settings: Settings) -> MlflowClient:
             client.create_experiment(settings.mlflow.experiment, artifact_location=location)
         mlflow.set_experiment(settings.mlflow.experiment)
     return client
-
-
-@contextmanager
-def _store_lock(path: Path | None) -> Iterator[None]:
-    """An exclusive advisory lock on `path` (no lock for a tracking server, which serialises itself)."""
-    if path is None:
-        yield
-        return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 @contextmanager

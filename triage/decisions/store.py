@@ -8,12 +8,10 @@ background thread (decisions) and from the review service (expert labels).
 from __future__ import annotations
 
 import base64
-import fcntl
 import json
 import logging
-import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from triage.decisions.tables import decision_log, expert_label
 from triage.errors import DecisionQueryError
+from triage.locks import file_lock
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -129,20 +128,10 @@ class DecisionStore:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
-    @contextmanager
-    def _migration_lock(self) -> Iterator[None]:
+    def _migration_lock(self) -> AbstractContextManager[None]:
         """An exclusive file lock beside a SQLite database file (no lock for other databases)."""
         path = sa.engine.make_url(self.url).database if self.dialect == "sqlite" else None
-        if not path or path == ":memory:":
-            yield
-            return
-        fd = os.open(f"{path}.migrate.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        return file_lock(f"{path}.migrate.lock" if path and path != ":memory:" else None)
 
     def close(self) -> None:
         """Release the engine's connections."""
