@@ -293,25 +293,31 @@ class ClearPoint:
 
 
 def fit_clear_point(category: str, labels: np.ndarray, proba: np.ndarray, max_miss: float,
-                    delta: float = DEFAULT_DELTA, fallback: float = 0.0) -> ClearPoint:
+                    delta: float = DEFAULT_DELTA, fallback: float = 0.0,
+                    caught: np.ndarray | None = None) -> ClearPoint:
     """The highest clear threshold whose miss-rate upper bound on validation is at most `max_miss`.
 
-    `labels` 0/1 with NaN unknown. Without positives, `fallback` is the threshold (0 = clear nothing).
+    `labels` 0/1 with NaN unknown. Without positives, `fallback` is the threshold (0 = clear nothing). `caught`
+    (bool, same length) marks rows another rule already sends to review: a positive among them is never a miss,
+    whatever its score, so only the others' scores set the threshold (the miss rate is still over all positives).
+    With too few positives for any bound to reach `max_miss`, the point estimate is used (floor(max_miss * n)
+    misses allowed) and the point says it is not certified.
     """
+    known = ~np.isnan(np.asarray(labels, dtype=np.float64))
     y, p = known_pairs(labels, proba)
-    pos = np.sort(p[y == 1])
-    n = len(pos)
+    n = int(y.sum())
     if n == 0:
         return ClearPoint(category, max_miss, float(fallback), False, None, None,
                           float(np.mean(p < fallback)) if len(p) else None, 0, len(y), delta)
-    misses = np.arange(n)
-    upper = clopper_pearson_upper(misses, n, delta)
+    free = np.ones(len(y), dtype=bool) if caught is None else ~np.asarray(caught, dtype=bool)[known]
+    exposed = np.sort(p[(y == 1) & free])
+    upper = clopper_pearson_upper(np.arange(n + 1), n, delta)
     ok = np.flatnonzero(upper <= max_miss)
     certified = ok.size > 0
-    # Allowing k misses: clear everything below the (k+1)-th lowest positive score.
-    k = int(ok.max()) if certified else 0
-    threshold = math.floor(float(pos[k]) * 1e6) / 1e6
-    missed = int(np.sum(pos < threshold))
+    # Allowing k misses: clear everything below the (k+1)-th lowest exposed positive score.
+    k = int(ok.max()) if certified else math.floor(max_miss * n)
+    threshold = 1.0 if k >= len(exposed) else math.floor(float(exposed[k]) * 1e6) / 1e6
+    missed = int(np.sum(exposed < threshold))
     return ClearPoint(
         category=category, max_miss=max_miss, threshold=threshold, certified=certified,
         miss_upper_bound=round(float(clopper_pearson_upper(missed, n, delta)), 6),
@@ -349,12 +355,30 @@ def severe_probability(severity: np.ndarray | Mapping[str, float], policy: Polic
     return np.asarray(severity)[:, first:].sum(axis=1)
 
 
-def fit_severity_guard(severity_ranks: np.ndarray, severity_proba: np.ndarray, policy: Policy) -> ClearPoint:
-    """The clear point of P(severity >= high) from validation ranks (-1 unknown) and level probabilities (n, L)."""
+def fit_severity_guard(severity_ranks: np.ndarray, severity_proba: np.ndarray, policy: Policy,
+                       caught: np.ndarray | None = None) -> ClearPoint:
+    """The clear point of P(severity >= high) from validation ranks (-1 unknown) and level probabilities (n, L);
+    `caught` marks tickets the category rules already send to review (see `fit_clear_point`)."""
     ranks = np.asarray(severity_ranks)
     labels = np.where(ranks < 0, np.nan, (ranks >= first_severe_level(policy)).astype(np.float64))
     return fit_clear_point(SEVERE, labels, severe_probability(severity_proba, policy), policy.routing.max_severe_miss,
-                           policy.routing.guarantee_delta)
+                           policy.routing.guarantee_delta, caught=caught)
+
+
+def reviewed_by_categories(proba: np.ndarray, names: Sequence[str], clear: Mapping[str, ClearPoint],
+                           points: Mapping[str, OperatingPoint], policy: Policy) -> np.ndarray:
+    """Which rows (n,) the category rules of `assured_decision` send to review: some category neither cleared nor
+    asserted inside its precision guarantee, or asserted but always reviewed."""
+    out = np.zeros(proba.shape[0], dtype=bool)
+    for j, name in enumerate(names):
+        p = proba[:, j]
+        point = points.get(name)
+        asserted = (p >= point.threshold) if point is not None and point.threshold is not None else np.zeros_like(
+            out)
+        if policy.category(name).always_review:
+            out |= asserted
+        out |= (p >= clear[name].threshold) & ~asserted
+    return out
 
 
 def clear_points_from_card(extra: Mapping[str, Any]) -> dict[str, ClearPoint]:
@@ -418,10 +442,13 @@ def fit_routing_points(labels: np.ndarray, proba: np.ndarray, severity_proba: np
                        names: Sequence[str], thresholds: Mapping[str, float], policy: Policy) -> dict[str, Any]:
     """Both routing promises fitted on held-out scores, ready for a model card's `extra`: the precision operating
     points, the auto-clear points per category (a category without validation positives falls back to its
-    decision threshold, uncertified) and the severity guard."""
+    decision threshold, uncertified) and the severity guard, which only has to catch the severe tickets the
+    category rules would let through."""
+    points = fit_operating_points(labels, proba, names, policy)
+    clear = fit_clear_points(labels, proba, names, policy, fallbacks=thresholds)
+    caught = reviewed_by_categories(np.asarray(proba), names, clear, points, policy)
     return {
-        "operating_points": {n: pt.to_dict() for n, pt in fit_operating_points(labels, proba, names, policy).items()},
-        "clear_points": {n: pt.to_dict() for n, pt in
-                         fit_clear_points(labels, proba, names, policy, fallbacks=thresholds).items()},
-        "severity_guard": fit_severity_guard(severity_ranks, severity_proba, policy).to_dict(),
+        "operating_points": {n: pt.to_dict() for n, pt in points.items()},
+        "clear_points": {n: pt.to_dict() for n, pt in clear.items()},
+        "severity_guard": fit_severity_guard(severity_ranks, severity_proba, policy, caught=caught).to_dict(),
     }

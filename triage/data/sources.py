@@ -992,10 +992,18 @@ def example_tickets_path() -> Path:
     return Path(str(resources.files("triage") / "data" / "examples" / "example_tickets.jsonl"))
 
 
+def written_tickets_path() -> Path:
+    """Tickets the team wrote where public data is thin: personal threats, buried threats, self-harm disclosures,
+    and harmless look-alikes (violent words in sport, cooking or news; prevention talk; negation)."""
+    return example_tickets_path().with_name("written_tickets.jsonl")
+
+
 def load_examples(policy: Policy | None = None) -> list[Example]:
-    """The shipped example tickets as examples, so a baseline trains without the shared datasets."""
+    """The shipped example and written tickets as examples, so a baseline trains without the shared datasets."""
     from triage.data.imports import read_labelled_file
 
-    examples = read_labelled_file(example_tickets_path(), policy or load_policy())
+    pol = policy or load_policy()
+    files = [p for p in (example_tickets_path(), written_tickets_path()) if p.is_file()]
+    examples = [ex for path in files for ex in read_labelled_file(path, pol)]
     return [Example(text=ex.text, labels=ex.labels, severity=ex.severity, source="examples",
                     language=ex.language, weight=ex.weight, meta=ex.meta) for ex in examples]

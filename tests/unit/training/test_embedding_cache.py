@@ -15,10 +15,10 @@ from triage.models.embedding import DIMENSIONS
 class CountingEncoder:
     """A deterministic fake encoder (a vector from the text's characters) that counts the texts it embeds."""
 
-    def __init__(self, model_bytes: bytes = b"fake-model", max_length: int = 128) -> None:
+    def __init__(self, model_bytes: bytes = b"fake-model", max_length: int = 128, batch_size: int = 32) -> None:
         self.model_bytes = model_bytes
         self.max_length = max_length
-        self.batch_size = 32  # batched, as in training (the cache keeps single-text embeddings apart)
+        self.batch_size = batch_size
         self.embedded: list[str] = []
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -90,3 +90,10 @@ def test_an_older_cache_with_string_keys_is_still_read(tmp_path: Path) -> None:
     again = CountingEncoder()
     _cached(again, ["x", "y"], tmp_path)
     assert again.embedded == []
+
+
+def test_single_text_and_batched_embeddings_are_cached_apart(tmp_path: Path) -> None:
+    bulk, single = CountingEncoder(batch_size=32), CountingEncoder(batch_size=1)
+    embed_cached(bulk, ["a text", "another"], tmp_path)
+    embed_cached(single, ["a text", "another"], tmp_path)
+    assert single.embedded == ["a text", "another"]  # batched vectors are not served for single-text use
