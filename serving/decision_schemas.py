@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# The log stores naive UTC; answers carry the offset, so each is an RFC 3339 date-time as the schema says.
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 
 
 class ExpertLabelOut(BaseModel):
@@ -15,7 +23,7 @@ class ExpertLabelOut(BaseModel):
     annotator: str
     categories: list[str]
     severity: str | None
-    labelled_at: datetime
+    labelled_at: UtcDatetime
     via: str
     category_correct: bool | None = Field(description="the model's category agreed with this expert")
     severity_correct: bool | None
@@ -27,7 +35,7 @@ class DecisionOut(BaseModel):
 
     id: int
     ticket_id: str
-    decided_at: datetime
+    decided_at: UtcDatetime
     model_name: str
     model_version: str
     policy_version: str
@@ -66,8 +74,8 @@ class DecisionPageOut(BaseModel):
 class DriftOut(BaseModel):
     """Recent inputs and scores compared with the training data's."""
 
-    since: datetime
-    until: datetime
+    since: UtcDatetime
+    until: UtcDatetime
     decisions: int
     drifted: bool
     features: list[dict[str, Any]]

@@ -46,7 +46,21 @@ def _patch_schemas(schemas: dict[str, Any], settings: Settings) -> None:
         schemas.pop(name, None)
 
 
-def _patch_operation(path: str, method: str, op: dict[str, Any], keyed: bool) -> None:
+def _patch_parameters(path: str, op: dict[str, Any], categories: list[str]) -> None:
+    """A header is sent with a value or not at all: its schema is the value's (no `null`). The decision log's
+    category filter takes the policy's names only."""
+    for p in op.get("parameters", []):
+        schema = p.get("schema", {})
+        if p.get("in") == "header" and "anyOf" in schema:
+            kept = [s for s in schema["anyOf"] if s.get("type") != "null"]
+            if len(kept) == 1:
+                p["schema"] = {**{k: v for k, v in schema.items() if k != "anyOf"}, **kept[0]}
+        if path == "/v1/decisions" and p.get("name") == "category" and categories:
+            p["schema"] = {"type": "string", "enum": categories, "title": "Category"}
+
+
+def _patch_operation(path: str, method: str, op: dict[str, Any], keyed: bool, categories: list[str]) -> None:
+    _patch_parameters(path, op, categories)
     responses: dict[str, Any] = op.setdefault("responses", {})
     if method in ("post", "put", "patch") and "requestBody" in op:
         for code, description in BODY_ERRORS.items():
@@ -101,9 +115,11 @@ def install(app: FastAPI, settings: Settings) -> None:
                 "Basic": {"type": "http", "scheme": "basic", "description": "Any user name, the key as password."},
             })
         components["securitySchemes"] = schemes
+        policy = getattr(app.state, "policy", None)
+        categories = [*policy.category_names, "none"] if policy is not None else []
         for path, item in doc.get("paths", {}).items():
             for method, op in item.items():
-                _patch_operation(path, method, op, keyed)
+                _patch_operation(path, method, op, keyed, categories)
         app.openapi_schema = doc
         return doc
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BeforeValidator
 
 from serving.decision_schemas import DecisionPageOut, DriftOut, TicketDecisionsOut, decision_out
 from serving.deps import ApiKey, DecisionLogDep, PolicyDep, ServingDep, SettingsDep
@@ -23,6 +24,16 @@ from triage.decisions.store import MAX_PAGE, to_utc_naive, utcnow
 from triage.errors import DecisionQueryError
 
 router = APIRouter(prefix="/v1", tags=["decisions"], dependencies=[ApiKey])
+
+
+def _iso_only(value: object) -> object:
+    """A date-time as the schema says: an ISO-8601 string, not a number read as a Unix time."""
+    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("expected an ISO-8601 date-time (e.g. 2026-11-30T09:00:00Z), not a number")
+    return value
+
+
+IsoTime = BeforeValidator(_iso_only)
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorOut, "description": "Missing or wrong API key."},
     404: {"model": ErrorOut, "description": "No decision on record for this ticket."},
@@ -45,8 +56,8 @@ def ticket_decisions(ticket_id: str, log: DecisionLogDep) -> TicketDecisionsOut:
 def list_decisions(
     log: DecisionLogDep,
     policy: PolicyDep,
-    since: Annotated[datetime | None, Query(description="ISO-8601; inclusive (UTC when no offset)")] = None,
-    until: Annotated[datetime | None, Query(description="ISO-8601; exclusive")] = None,
+    since: Annotated[datetime | None, IsoTime, Query(description="ISO-8601; inclusive (UTC when no offset)")] = None,
+    until: Annotated[datetime | None, IsoTime, Query(description="ISO-8601; exclusive")] = None,
     category: Annotated[str | None, Query(description="a policy category, or `none`")] = None,
     route: Annotated[Literal["auto", "review"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
@@ -71,8 +82,8 @@ def drift(
     log: DecisionLogDep,
     serving: ServingDep,
     settings: SettingsDep,
-    since: Annotated[datetime | None, Query(description="ISO-8601; default: 7 days before until")] = None,
-    until: Annotated[datetime | None, Query(description="ISO-8601; default: now")] = None,
+    since: Annotated[datetime | None, IsoTime, Query(description="ISO-8601; default: 7 days before until")] = None,
+    until: Annotated[datetime | None, IsoTime, Query(description="ISO-8601; default: now")] = None,
 ) -> DriftOut:
     """Recent score, text-length and script mix vs the training data (PSI), and far clusters of review tickets.
 

@@ -18,6 +18,19 @@ from triage.models.base import LoadedModel
 from triage.settings import Settings
 from triage.taxonomy import Policy
 
+# A 503 is the documented answer when a request's own deadline (X-Request-Timeout-Ms, 1 ms and up) passes before
+# scoring; any other 5xx is still a failure. The decision log's queries have rules across fields that a schema
+# cannot state (since before until, a cursor this API returned), answered 422 naming the rule: for its operations
+# only, a 422 counts as an answer to schema-valid data.
+SCHEMATHESIS_CONFIG = """
+[checks.not_a_server_error]
+expected-statuses = ["2xx", "3xx", "4xx", "503"]
+
+[[operations]]
+include-tag = "decisions"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "404", "422"]
+"""
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("keys", [False, True], ids=["open", "keyed"])
@@ -26,12 +39,18 @@ def test_schemathesis_all_checks_zero_failures(settings: Settings, tiny_loaded: 
     configured = settings.model_copy(update={"api_keys": [SecretStr("ops:st-key-123")] if keys else []})
     app = build_app(configured, tiny_loaded, policy)
     st = Path(sys.executable).parent / "st"
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(SCHEMATHESIS_CONFIG)
+    operations = sum(len(item) for item in app.openapi()["paths"].values())
     with serve(app) as url:
-        args = [str(st), "run", f"{url}/openapi.json", "--checks", "all", "--max-examples", "5", "--seed", "1",
-                "--no-color", "-H", "X-Triage-Webhook-Secret: dev-secret"]
+        # The first /v1/drift of a model scores a sample of its training texts: more than the default 10 s here.
+        args = [str(st), "--config-file", str(config), "run", f"{url}/openapi.json", "--checks", "all",
+                "--max-examples", "5", "--seed", "1", "--no-color", "--request-timeout", "120",
+                "-H", "X-Triage-Webhook-Secret: dev-secret"]
         if keys:
             args += ["-H", "X-API-Key: st-key-123"]
         run = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-2000:]
     assert "No issues found" in run.stdout
-    assert "Selected: 12/12" in run.stdout.replace("  ", " ") or "12 selected" in run.stdout
+    assert f"Selected: {operations}/{operations}" in run.stdout.replace("  ", " ") or \
+        f"{operations} selected" in run.stdout
