@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -133,6 +133,8 @@ def test_calibration_does_not_change_the_rows_flagged_at_a_target(
     z = np.log(p / (1 - p))
     raw = SigmoidCalibration().apply(z)
     cal = SigmoidCalibration(t, b).apply(z)
+    # Only while calibration keeps the scores apart in floating point (a steep one saturates distinct scores to 1.0).
+    assume(len(np.unique(cal)) == len(np.unique(raw)))
     before, after = choose_threshold(y, raw, target, 1), choose_threshold(y, cal, target, 1)
     assert before.method == after.method
     if before.method != "default":
