@@ -235,6 +235,14 @@ def _pct(p: float) -> str:
     return f"{100 * p:.0f}%" if math.isfinite(p) else "n/a"
 
 
+def _fine_pct(p: float) -> str:
+    """A percentage precise enough to compare a small score with a small bound (4.1% vs 3.9%, not 4% vs 4%)."""
+    if not math.isfinite(p):
+        return "n/a"
+    pct = 100 * p
+    return f"{pct:.0f}%" if pct >= 10 else f"{pct:.1f}%" if pct >= 1 else f"{pct:.2f}%"
+
+
 # --- The other side: what may be auto-cleared -------------------------------------------------------------------
 #
 # A ticket is auto-cleared for a category when its score is below the category's clear threshold. The share of the
@@ -416,7 +424,7 @@ def assured_decision(
             reason = (f"unsure about {name}: score {_pct(p)}, needs {_pct(need)} confidence either way"
                       if 1.0 - p < need else None)
         elif not point.clears(p):
-            reason = (f"{name} at {_pct(p)} is above its auto-clear bound ({_pct(point.threshold)}; at most "
+            reason = (f"{name} at {_fine_pct(p)} is above its auto-clear bound ({_fine_pct(point.threshold)}; at most "
                       f"{_pct(point.max_miss)} of {name} tickets may skip review)")
         else:
             reason = None
@@ -427,7 +435,7 @@ def assured_decision(
         severe = severe_probability(scores.severity, policy)
         if not guard.clears(severe):
             reasons.append(f"may be {policy.severity_names[first_severe_level(policy)]} severity or worse "
-                           f"({_pct(severe)}; bound {_pct(guard.threshold)})")
+                           f"({_fine_pct(severe)}; bound {_fine_pct(guard.threshold)})")
     if not reasons:
         return replace(base, prediction_set=chosen, expected_precision=_promised(chosen, points))
     return replace(base, route="review", reasons=tuple(reasons), prediction_set=chosen,

@@ -276,6 +276,14 @@ def test_a_score_above_its_clear_point_goes_to_review_with_the_numbers() -> None
                          "review)",)
 
 
+def test_small_scores_and_bounds_are_shown_precisely_enough_to_compare() -> None:
+    clear = {**CLEAR, "hate": replace(CLEAR["hate"], threshold=0.039)}
+    d = assured_decision(_scores({"hate": 0.041}), POLICY, POINTS, clear)
+    assert d.route == "review"
+    assert d.reasons == ("hate at 4.1% is above its auto-clear bound (3.9%; at most 5% of hate tickets may skip "
+                         "review)",)
+
+
 def test_an_asserted_category_with_its_precision_guarantee_does_not_force_review() -> None:
     d = assured_decision(_scores({"spam": 0.97}), POLICY, POINTS, CLEAR)
     assert d.route == "auto" and d.category == "spam"
