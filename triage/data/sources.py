@@ -60,11 +60,11 @@ SPECS: tuple[SourceSpec, ...] = (
         files=("davidson_hate_offensive/data/labeled_data.csv",),
         language="en",
         license="MIT",
-        known=("hate", "harassment"),
+        known=("hate", "harassment", "violence"),
         mapping="class 0 hate→hate=1 (harassment unknown); class 1 offensive→hate=0, harassment UNKNOWN "
         "(casual profanity/slurs, not targeted: mapping it to harassment would teach that swearing is "
-        "harassment); class 2 neither→hate=0, harassment=0. Rows whose majority class has ≤ half the votes "
-        "are dropped as ambiguous.",
+        "harassment); class 2 neither→hate=0, harassment=0, violence=0 (a threat is offensive). Rows whose "
+        "majority class has ≤ half the votes are dropped as ambiguous.",
         severity="hate→medium, offensive→low, neither→none",
         weight="majority votes / annotators",
     ),
@@ -73,8 +73,9 @@ SPECS: tuple[SourceSpec, ...] = (
         files=("olid/olid-training-v1.0.tsv",),
         language="en",
         license="none stated (research release)",
-        known=("hate", "harassment"),
-        mapping="NOT→hate=0, harassment=0; OFF+UNT (untargeted profanity)→hate=0, harassment=0; "
+        known=("hate", "harassment", "violence"),
+        mapping="NOT→hate=0, harassment=0, violence=0 (OLID counts threats as offensive); OFF+UNT (untargeted "
+        "profanity)→hate=0, harassment=0, violence=0 (a threat has a target); "
         "OFF+TIN+IND→harassment=1, hate unknown (an insult at a person may also attack a protected "
         "attribute); OFF+TIN+GRP→harassment=0, hate UNKNOWN (OLID groups are often political, e.g. "
         "'liberals', which the policy's protected attributes exclude, so GRP is only a hate candidate); "
@@ -86,8 +87,8 @@ SPECS: tuple[SourceSpec, ...] = (
         files=("mlma_hate_speech/hate_speech_mlma/en_dataset.csv",),
         language="en",
         license="MIT",
-        known=("hate", "harassment"),
-        mapping="`sentiment` == normal→hate=0, harassment=0; 'hateful' with a protected `target` (origin, "
+        known=("hate", "harassment", "violence"),
+        mapping="`sentiment` == normal→hate=0, harassment=0, violence=0; 'hateful' with a protected `target` (origin, "
         "gender, sexual_orientation, religion, disability) and `group` not 'individual'→hate=1; any "
         "non-normal label with `group`=individual→harassment=1; 'normal' mixed with other labels→dropped; "
         "other rows leave hate/harassment unknown (MLMA labels are sentiments of pre-filtered tweets, "
@@ -99,7 +100,7 @@ SPECS: tuple[SourceSpec, ...] = (
         files=("mlma_hate_speech/hate_speech_mlma/fr_dataset.csv",),
         language="fr",
         license="MIT",
-        known=("hate", "harassment"),
+        known=("hate", "harassment", "violence"),
         mapping="as mlma_en",
         severity="as mlma_en",
     ),
@@ -108,7 +109,7 @@ SPECS: tuple[SourceSpec, ...] = (
         files=("mlma_hate_speech/hate_speech_mlma/ar_dataset.csv",),
         language="ar",
         license="MIT",
-        known=("hate", "harassment"),
+        known=("hate", "harassment", "violence"),
         mapping="as mlma_en",
         severity="as mlma_en",
     ),
@@ -171,10 +172,11 @@ SPECS: tuple[SourceSpec, ...] = (
         files=("korean_hate_speech/labeled/train.tsv", "korean_hate_speech/labeled/dev.tsv"),
         language="ko",
         license="CC BY-SA 4.0",
-        known=("hate", "harassment"),
+        known=("hate", "harassment", "violence"),
         mapping="`hate`=hate with `bias`=gender→hate=1; `hate`=hate with bias=none (insult at the article's "
         "person)→harassment=1, hate=0; bias=others (politics, age, looks mixed with race/religion)→hate "
-        "unknown; offensive→hate=0 when bias=none, harassment unknown; none→hate=0, harassment=0",
+        "unknown; offensive→hate=0 when bias=none, harassment unknown; none→hate=0, harassment=0, violence=0 (neither "
+        "hateful nor offensive: no threat)",
         severity="hate→medium, offensive→low, none→none",
     ),
     SourceSpec(
@@ -206,9 +208,9 @@ SPECS: tuple[SourceSpec, ...] = (
                "convabuse/2_splits/ConvAbuseEMNLPtest.csv"),
         language="en",
         license="CC BY 4.0",
-        known=("hate", "harassment", "sexual"),
+        known=("hate", "harassment", "sexual", "violence"),
         mapping="the `user` utterance only (the bot's turns are context, not the ticket). Per annotator the "
-        "is_abuse step; a strict majority 'not abusive'→hate=0, harassment=0, sexual=0; a strict majority "
+        "is_abuse step; a strict majority 'not abusive'→hate=0, harassment=0, sexual=0, violence=0; a strict majority "
         "abusive (mild/strong/very strong)→abusive; anything else (ambiguous votes, no majority)→dropped. "
         "Abusive rows, by the abusive annotators' strict majority (no vote→0, a minority vote→unknown): "
         "sex_harassment→sexual=1 and harassment=1; target individual or system (the bot: a proxy for "
@@ -274,6 +276,21 @@ SPECS: tuple[SourceSpec, ...] = (
         "or positive identity mentions)→hate=0; a statement in both→dropped. Labels are by file (authors), "
         "not per item",
         severity="hate→medium (hateful generalisations), neutral→none",
+    ),
+    SourceSpec(
+        name="edos",
+        files=("edos/data/edos_labelled_aggregated.csv",),
+        language="en",
+        license="CC0 1.0",
+        known=("hate", "violence"),
+        mapping="`label_sexist` sexist→hate=1 (women: gender); category 1 (1.1 threats of harm, 1.2 incitement "
+        "and encouragement of harm)→violence=1; any other sexist category→violence=0 (the annotators placed "
+        "the post in one category of a scheme whose first category is threats); not sexist→hate and violence "
+        "UNKNOWN (the negative class is 'not sexist', not benign: it holds other abuse and violence); "
+        "harassment, sexual UNKNOWN (target and objectification are not separable in the labels). EDOS's own "
+        "`split` is ignored: the project's hash split applies",
+        severity="1.1, 1.2, 2.3 dehumanising attacks and overt sexual objectification→high; 2.1, 2.2, 4.1→"
+        "medium; 3.1-3.4, 4.2→low; not sexist→unknown",
     ),
     SourceSpec(
         name="jigsaw_identity_templates",
@@ -398,7 +415,7 @@ def _load_davidson(d: Path) -> list[Example]:
     df = _read_table(path, [*cols, "tweet"])
     num = _numbers(df, path, cols)
     out = []
-    per_class = (({"hate": 1}, "medium"), ({"hate": 0}, "low"), ({"hate": 0, "harassment": 0}, "none"))
+    per_class = (({"hate": 1}, "medium"), ({"hate": 0}, "low"), ({"hate": 0, "harassment": 0, "violence": 0}, "none"))
     for (count, hs, off, nei, cls), text in zip(num, df["tweet"], strict=True):
         agreement = max(hs, off, nei) / count if count else 0.0
         if agreement <= 0.5:
@@ -412,8 +429,8 @@ def _load_olid(d: Path) -> list[Example]:
     path = _path(d, _SPEC["olid"].files[0])
     df = _read_table(path, ["tweet", "subtask_a", "subtask_b", "subtask_c"], sep="\t", quoting=3)
     table: dict[tuple[str, str, str], tuple[dict[str, int], str]] = {
-        ("NOT", "NULL", "NULL"): ({"hate": 0, "harassment": 0}, "none"),
-        ("OFF", "UNT", "NULL"): ({"hate": 0, "harassment": 0}, "low"),
+        ("NOT", "NULL", "NULL"): ({"hate": 0, "harassment": 0, "violence": 0}, "none"),
+        ("OFF", "UNT", "NULL"): ({"hate": 0, "harassment": 0, "violence": 0}, "low"),
         ("OFF", "TIN", "IND"): ({"harassment": 1}, "medium"),
         ("OFF", "TIN", "GRP"): ({"harassment": 0}, "medium"),
         ("OFF", "TIN", "OTH"): ({"hate": 0, "harassment": 0}, "low"),
@@ -446,7 +463,7 @@ def _mlma(name: str, d: Path) -> list[Example]:
         if "normal" in tags:
             if len(tags) > 1:
                 continue
-            out.append(_example(name, text, {"hate": 0, "harassment": 0}, "none"))
+            out.append(_example(name, text, {"hate": 0, "harassment": 0, "violence": 0}, "none"))
             continue
         labels: dict[str, int] = {}
         if "hateful" in tags and target in _MLMA_PROTECTED and group != "individual":
@@ -559,7 +576,7 @@ def _load_korean_hate(d: Path) -> list[Example]:
                 raise DataError(f"{path}: row {i + 1}: unexpected hate/bias {hate!r}/{bias!r}")
             labels: dict[str, int] = {}
             if hate == "none":
-                labels = {"hate": 0, "harassment": 0}
+                labels = {"hate": 0, "harassment": 0, "violence": 0}
             elif hate == "hate" and bias == "gender":
                 labels = {"hate": 1}
             elif hate == "hate" and bias == "none":
@@ -698,7 +715,7 @@ def _load_convabuse(d: Path) -> list[Example]:
             n = len(steps)
             abusive = [j for j, s in zip(judgements, steps, strict=True) if s < 0]
             if steps.count(1) * 2 > n:
-                labels: dict[str, int | None] = {"hate": 0, "harassment": 0, "sexual": 0}
+                labels: dict[str, int | None] = {"hate": 0, "harassment": 0, "sexual": 0, "violence": 0}
                 severity, weight = "none", steps.count(1) / n
             elif len(abusive) * 2 > n:
                 k = len(abusive)
@@ -795,6 +812,26 @@ def _load_guest_misogyny(d: Path) -> list[Example]:
             severity = "none"
         level_2 = ",".join(sorted(tags & _GUEST_LEVEL_2))
         out.append(_example("guest_misogyny", text, labels, severity, meta={"level_2": level_2}))
+    return _dedupe(out)
+
+
+_EDOS_SEVERITY = {"1.1": "high", "1.2": "high", "2.3": "high", "2.1": "medium", "2.2": "medium", "4.1": "medium",
+                  "3.1": "low", "3.2": "low", "3.3": "low", "3.4": "low", "4.2": "low"}
+
+
+def _load_edos(d: Path) -> list[Example]:
+    path = _path(d, _SPEC["edos"].files[0])
+    df = _read_table(path, ["text", "label_sexist", "label_vector"])
+    out = []
+    for i, (text, sexist, vector) in enumerate(zip(df["text"], df["label_sexist"], df["label_vector"], strict=True)):
+        code = vector.split(" ", 1)[0]
+        if sexist == "not sexist" and vector == "none":
+            out.append(_example("edos", text, {}, None, meta={"vector": "none"}))
+            continue
+        if sexist != "sexist" or code not in _EDOS_SEVERITY:
+            raise DataError(f"{path}: row {i + 1}: unexpected label_sexist/label_vector {sexist!r}/{vector!r}")
+        labels = {"hate": 1, "violence": int(code.startswith("1."))}
+        out.append(_example("edos", text, labels, _EDOS_SEVERITY[code], meta={"vector": code}))
     return _dedupe(out)
 
 
@@ -940,6 +977,7 @@ _LOADERS: dict[str, Callable[[Path], list[Example]]] = {
     "guest_misogyny": _load_guest_misogyny,
     "reddit_cssrs": _load_reddit_cssrs,
     "toxigen_prompts": _load_toxigen_prompts,
+    "edos": _load_edos,
     "jigsaw_identity_templates": _load_jigsaw_identity_templates,
 }
 assert set(_LOADERS) == set(SOURCES), "every documented source needs a loader"

@@ -46,6 +46,7 @@ EXPECTED_ROWS = {
     "reddit_cssrs": (401, 401),
     "toxigen_prompts": (600, 668),
     "jigsaw_identity_templates": (76_564, 79_620),
+    "edos": (19_900, 20_000),
 }
 
 
@@ -121,7 +122,8 @@ def test_olid_targets_map_to_harassment_only_for_individuals(loaded: dict) -> No
         by.setdefault(e.meta["olid"], []).append(e)
     assert all(e.labels == {"harassment": 1} for e in by["OFF/TIN/IND"])
     assert all("hate" not in e.labels and e.labels["harassment"] == 0 for e in by["OFF/TIN/GRP"])
-    assert all(e.labels == {"hate": 0, "harassment": 0} and e.severity == "none" for e in by["NOT/NULL/NULL"])
+    assert all(e.labels == {"hate": 0, "harassment": 0, "violence": 0} and e.severity == "none"
+               for e in by["NOT/NULL/NULL"])
 
 
 def test_olid_crlf_and_invalid_bytes_do_not_leak_into_text(loaded: dict) -> None:
@@ -214,13 +216,15 @@ def test_convabuse_majorities_map_to_harassment_sexual_and_graded_severity(loade
     assert texts["fuck you"].labels == {"hate": 0, "sexual": 0, "harassment": 1}
     assert texts["fuck you"].severity == "medium"
     assert texts["well, you could suck my dick"].labels == {"hate": 0, "sexual": 1, "harassment": 1}
-    assert texts["yes"].labels == {"hate": 0, "harassment": 0, "sexual": 0} and texts["yes"].severity == "none"
+    assert texts["yes"].labels == {"hate": 0, "harassment": 0, "sexual": 0, "violence": 0}
+    assert texts["yes"].severity == "none"
     assert 300 <= positives(ex, "harassment") <= 500 and 100 <= positives(ex, "sexual") <= 200
     assert {e.severity for e in ex} == {"none", "low", "medium", "high"}
     # Abuse is nearly always targeted, identity-based or sexual here; the rest (untargeted abuse, e.g. a call to
-    # "crush the communists") keeps its severity with every known category 0, as violence is not judged.
+    # "crush the communists") keeps its severity with every known category 0, as violence is not judged there.
     assert sum(1 for e in ex if e.severity != "none" and not any(e.labels.values())) <= 5
-    assert all(e.labels == {"hate": 0, "harassment": 0, "sexual": 0} for e in ex if e.severity == "none")
+    assert all(e.labels == {"hate": 0, "harassment": 0, "sexual": 0, "violence": 0} for e in ex if e.severity == "none")
+    assert not any("violence" in e.labels for e in ex if e.severity != "none")
     # weight = annotators' majority share, times the share of duplicate copies that agree
     assert all(0.25 < e.weight <= 1.0 for e in ex) and any(e.weight < 1.0 for e in ex)
 
@@ -324,3 +328,26 @@ def test_load_all_reads_training_sources_and_splits_keep_evaluation_sets_in_test
     assert sum(e.source == "jigsaw_identity_templates" for e in parts["test"]) == len(templates)
     plain = split_examples(training)
     assert plain["train"] and plain["validation"] and plain["test"]
+
+
+def test_edos_sexism_is_hate_threats_are_violence_and_not_sexist_stays_unknown(loaded: dict) -> None:
+    ex = loaded["edos"]
+    sexist = [e for e in ex if e.labels]
+    assert 4_800 <= len(sexist) <= 4_854 and all(e.labels["hate"] == 1 for e in sexist)
+    threats = [e for e in sexist if e.labels["violence"] == 1]
+    assert 430 <= len(threats) <= 443
+    assert all(e.meta["vector"] in ("1.1", "1.2") and e.severity == "high" for e in threats)
+    # Other sexist categories: the annotators did not file the post under threats.
+    assert all(e.labels["violence"] == 0 for e in sexist if not e.meta["vector"].startswith("1."))
+    assert {e.severity for e in sexist} == {"low", "medium", "high"}
+    # "not sexist" is not benign (it holds other abuse and violence): nothing is known about it.
+    rest = [e for e in ex if not e.labels]
+    assert len(rest) >= 15_000 and all(e.severity is None for e in rest)
+
+
+def test_rows_judged_not_offensive_at_all_are_violence_negatives(loaded: dict) -> None:
+    # Each of these schemes counts a threat as offensive or abusive: its clean class says "no threat".
+    for name in ("davidson", "olid", "mlma_en", "mlma_fr", "mlma_ar", "korean_hate", "convabuse"):
+        clean = [e for e in loaded[name] if e.severity == "none"]
+        assert clean and all(e.labels.get("violence") == 0 for e in clean), name
+        assert not any(e.labels.get("violence") == 1 for e in loaded[name]), name

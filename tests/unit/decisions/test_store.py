@@ -44,6 +44,26 @@ def test_every_field_recorded_and_key_never_stored(store: DecisionStore) -> None
     assert row["decided_at"] == T0
 
 
+def test_sqlite_fast_insert_stores_what_sqlalchemy_would(store: DecisionStore) -> None:
+    # The SQLite hot path bypasses SQLAlchemy's type processing: both must read back identically.
+    from triage.decisions.recorder import decision_row
+    from triage.decisions.tables import decision_log
+
+    items = [scored("T-a", 0.4, text="héllo ✓ 你好"), scored("T-b", 0.9, text="x")]
+    rows = [decision_row(it, "triage", "3", "p1", None, when, True, 1.0)
+            for it, when in zip(items, (datetime(2026, 1, 1, 12, 0, 0), T0), strict=True)]
+    store.insert_decisions(rows)
+    with store.engine.begin() as conn:
+        conn.execute(decision_log.insert(), [{**r, "ticket_id": r["ticket_id"] + "-core"} for r in rows])
+    for r in rows:
+        (fast,) = store.for_ticket(r["ticket_id"])
+        (core,) = store.for_ticket(r["ticket_id"] + "-core")
+        assert {k: v for k, v in fast.items() if k not in ("id", "ticket_id")} == \
+            {k: v for k, v in core.items() if k not in ("id", "ticket_id")}
+        assert fast["decided_at"] == r["decided_at"] and fast["text"] == r["text"]
+        assert fast["category_scores"] == r["category_scores"] and fast["audit_sample"] is r["audit_sample"]
+
+
 def test_text_stored_only_when_turned_on_and_purge_removes_only_old_texts(store: DecisionStore) -> None:
     rec = recorder(store, store_text=True, retention_days=7)
     rec.record([scored("old", 0.4, text="old text")], "triage", "1", None, T0)
