@@ -254,3 +254,28 @@ def test_shipped_obfuscations_use_zero_width_and_homoglyph_characters(shipped: l
     texts = [c.text for c in shipped if c.group == "obfuscation"]
     assert sum("\u200b" in t for t in texts) >= 5
     assert sum(any("\u0400" <= ch <= "\u04ff" for ch in t) for t in texts) >= 3
+
+
+def _tokens(text: str) -> set[str]:
+    """Words of a space-separated text, characters of a Japanese one (no spaces to split on)."""
+    import re
+
+    if re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", text):
+        return set(text)
+    return set(re.findall(r"\w+", text.lower()))
+
+
+def test_no_training_ticket_is_a_near_copy_of_a_suite_case(shipped: list[BehaviourCase]) -> None:
+    # The suite measures behaviour on texts the model never saw: the shipped training tickets (examples and written
+    # ones) must not paraphrase its cases closely (token Jaccard at most 0.5; the closest today is about 0.45).
+    from triage.data.sources import load_examples
+
+    tickets = [e.text for e in load_examples()]
+    cases = [(c.id, _tokens(c.text)) for c in shipped]
+    close = []
+    for text in tickets:
+        mine = _tokens(text)
+        for cid, theirs in cases:
+            if len(mine & theirs) / max(1, len(mine | theirs)) > 0.5:
+                close.append((cid, text))
+    assert not close, close[:5]
