@@ -90,6 +90,7 @@ class LoadGen:
         self.latency_ms: list[float] = []
         self.answered_ids: list[str] = []
         self.review_ids: list[str] = []
+        self.refused_ids: dict[str, str] = {}  # id -> status, for the answers other than 200
         self.outstanding = len(requests)
         self.done = asyncio.Event()
         self.connect_errors = 0
@@ -124,7 +125,7 @@ class LoadGen:
             "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
             "max_ms": float(np.max(lat)), "connections_opened": self.opened,
             "connect_errors": self.connect_errors,
-            "answered_ids": self.answered_ids, "review_ids": self.review_ids,
+            "answered_ids": self.answered_ids, "review_ids": self.review_ids, "refused_ids": self.refused_ids,
         }
 
     def _dispatch(self, i: int) -> None:
@@ -166,6 +167,8 @@ class LoadGen:
             self.answered_ids.append(result["id"])
             if result["route"] == "review":
                 self.review_ids.append(result["id"])
+        else:
+            self.refused_ids[self.ids[i]] = str(status)
         self._finish(i, str(status))
         self._release(conn)
 
