@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Header, HTTPException, Request, status
 
 from serving.batching import MicroBatcher
+from serving.metrics import Metrics
 from serving.overload import Admission, timeout_seconds
 from serving.security import given_key, match, named_keys
 from serving.state import ModelSlot, Serving
@@ -143,7 +144,7 @@ class ScoreContext:
     record: RecordDecisions
     spool: ReviewSpool | None
     withdraw_auto_routed: bool
-    metrics: Any
+    metrics: Metrics
 
 
 async def get_score_context(request: Request, x_request_timeout_ms: TimeoutHeader = None) -> ScoreContext:
