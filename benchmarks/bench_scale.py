@@ -2,39 +2,41 @@
 
 Usage: .venv/bin/python benchmarks/bench_scale.py [--model-dir DIR] [--duration 20] [--overload-duration 30]
 Needs `wrk` (Debian: apt-get install -y wrk). Serves a saved classifier directory (or the registry's @champion)
-with `triage serve` on 127.0.0.1 and runs, with single-ticket requests of real test-split texts:
-1. one server process, wrk at concurrency 8: GET /healthz, then POST /v1/score (same process, same run);
+with `triage serve` on 127.0.0.1, with the settings the product ships with: the decision log on, review on with
+Label Studio unreachable (review tickets are stored in the SQLite outbox and wait there), each server with a
+fresh TRIAGE_HOME. With single-ticket requests of real test-split texts:
+1. one server process, wrk at concurrency 8: GET /healthz, then POST /v1/score (same process, same run), with the
+   server's CPU milliseconds per request (all threads, and the event loop's thread alone);
 2. `--workers 2`, the same /v1/score load (ratio to 1.);
-3. overload, one process, review queue on with Label Studio down (items wait in the SQLite outbox): an open-loop
-   load at 0.3x the saturation rate measured in 1. (the unloaded p99), then at 2x for `--overload-duration`
-   seconds; counts 200/429/503/client timeouts, p99 of the answered requests, and compares the outbox with the
-   tickets answered `review` (none lost, none duplicated).
+3. overload, one fresh process: the saturation rate is the /v1/score rate measured in 1.; an open-loop load at
+   0.3x of it gives the unloaded p99, then 2x of it for `--overload-duration` seconds. The load comes from
+   benchmarks/loadgen.py in its own process (arrivals at a constant rate whatever the server does; latency from
+   each request's due time); offered vs achieved send rate, 200/429/503/client timeouts, p50/p99 of the answered
+   requests, and the review tickets answered vs the outbox (none lost, none duplicated).
 Prints a table with the CPU and the load average (the 2 cores are shared), writes results/bench_scale.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
-import random
 import shutil
 import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import ROOT, real_texts, served
 from benchmarks.hardware import cpu_info
+from triage.decisions.recorder import in_audit_sample
+from triage.settings import get_settings
 
 WRK_SCRIPT = """
 local bodies = {}
@@ -56,99 +58,97 @@ end
 """
 
 
-def wrk(url: str, path: str, bodies_file: Path, concurrency: int, duration: float) -> dict[str, float]:
-    """One wrk run (2 threads, `concurrency` connections); requests/s, p50/p99 ms, errors."""
+def wrk(url: str, path: str, bodies_file: Path, concurrency: int, duration: float,
+        pid: int | None = None) -> dict[str, float]:
+    """One wrk run (2 threads, `concurrency` connections); requests/s, p50/p99 ms, errors, and with the server's
+    pid its CPU ms per request (all threads; the event loop's thread alone)."""
     method = "GET" if path == "/healthz" else "POST"
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(WRK_SCRIPT % {"bodies": bodies_file, "method": method, "path": path})
+    before = _cpu_s(pid)
     out = subprocess.run(["wrk", "-t2", f"-c{concurrency}", f"-d{duration:.0f}s", "--timeout", "10s", "-s", f.name,
                           url], capture_output=True, text=True, check=True).stdout
+    after = _cpu_s(pid)
     os.unlink(f.name)
     result: dict[str, float] = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT"))[7:])
     result["requests_per_s"] = result["requests"] / result["seconds"]
+    if before and after and result["requests"]:
+        result["server_cpu_ms_per_request"] = (after[0] - before[0]) * 1000 / result["requests"]
+        result["event_loop_cpu_ms_per_request"] = (after[1] - before[1]) * 1000 / result["requests"]
     return result
 
 
-async def _open_loop(port: int, texts: list[str], rate: float, duration: float, prefix: str,
-                     connections: int = 64, client_timeout_s: float = 10.0) -> dict[str, object]:
-    """Requests at a fixed arrival rate (latency from the scheduled time, so client lag counts against it)."""
-    start = time.perf_counter() + 0.2
-    total = int(rate * duration)
-    schedule: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(total):
-        schedule.put_nowait(i)
-    statuses: Counter[str] = Counter()
-    latency: list[float] = []
-    review: list[str] = []
-    answered: list[str] = []
+def _cpu_s(pid: int | None) -> tuple[float, float] | None:
+    """CPU seconds of a process (all threads) and of its main thread (the event loop), from /proc."""
+    if pid is None or not Path(f"/proc/{pid}/stat").is_file():
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
 
-    async def connection() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        while not schedule.empty():
-            i = schedule.get_nowait()
-            due = start + i / rate
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            tid = f"{prefix}-{i}"
-            body = json.dumps({"tickets": [{"id": tid, "text": texts[i % len(texts)]}]}).encode()
-            writer.write(f"POST /v1/score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                         f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-            try:
-                await writer.drain()
-                status_line = await asyncio.wait_for(reader.readline(), client_timeout_s)
-                length = 0
-                while (line := await reader.readline()) not in (b"\r\n", b""):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                payload = await reader.readexactly(length)
-            except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
-                statuses["client_timeout_or_error"] += 1
-                writer.close()
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                continue
-            code = status_line.split()[1].decode()
-            statuses[code] += 1
-            if code == "200":
-                latency.append((time.perf_counter() - due) * 1000)
-                result = json.loads(payload)["results"][0]
-                answered.append(result["id"])
-                if result["route"] == "review":
-                    review.append(result["id"])
-        writer.close()
+    def read(path: str) -> float:
+        fields = Path(path).read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick  # utime + stime
 
-    t0 = time.perf_counter()
-    await asyncio.gather(*[connection() for _ in range(connections)])
-    elapsed = time.perf_counter() - t0
-    arr = np.array(latency) if latency else np.array([float("nan")])
-    return {"offered_per_s": rate, "sent": total, "seconds": elapsed, "statuses": dict(statuses),
-            "answered_per_s": len(latency) / elapsed, "p50_ms": float(np.percentile(arr, 50)),
-            "p99_ms": float(np.percentile(arr, 99)), "review_ids": review, "answered_ids": answered}
+    return read(f"/proc/{pid}/stat"), read(f"/proc/{pid}/task/{pid}/stat")
 
 
-def overload(model_env: Mapping[str, str], texts: list[str], saturation: float, duration: float) -> dict[str, object]:
-    """Unloaded p99 at 0.3x saturation, then 2x saturation; the outbox checked against the review answers."""
-    home = Path(tempfile.mkdtemp(prefix="triage-overload-"))
+@contextmanager
+def product_defaults(model_env: Mapping[str, str]) -> Iterator[tuple[dict[str, str], Path]]:
+    """Server environment as shipped (decision log on, review on) in a fresh TRIAGE_HOME; Label Studio unreachable,
+    so review tickets wait in the outbox (the env's TRIAGE_LABELSTUDIO__OUTBOX_PATH)."""
+    home = Path(tempfile.mkdtemp(prefix="triage-scale-"))
     outbox = home / "review.db"
-    env = {**model_env, "TRIAGE_LABELSTUDIO__ENABLED": "true", "TRIAGE_LABELSTUDIO__URL": "http://127.0.0.1:9",
-           "TRIAGE_LABELSTUDIO__OUTBOX_PATH": str(outbox)}
     try:
-        with served(env, ready_timeout_s=600) as (url, _pid):
-            port = int(url.rsplit(":", 1)[1])
-            unloaded = asyncio.run(_open_loop(port, texts, 0.3 * saturation, 10.0, "u", connections=16))
-            # More connections than the queue holds tickets: the server, not the client, must do the refusing.
-            loaded = asyncio.run(_open_loop(port, texts, 2.0 * saturation, duration, "o", connections=512))
-        with sqlite3.connect(outbox) as db:
-            queued = [r[0] for r in db.execute("SELECT ticket_id FROM queue")]
+        yield {**model_env, "TRIAGE_HOME": str(home), "TRIAGE_LABELSTUDIO__ENABLED": "true",
+               "TRIAGE_LABELSTUDIO__URL": "http://127.0.0.1:9", "TRIAGE_LABELSTUDIO__OUTBOX_PATH": str(outbox),
+               "TRIAGE_DECISIONS__ENABLED": "true"}, outbox
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    review = [*unloaded.pop("review_ids"), *loaded.pop("review_ids")]  # type: ignore[list-item]
-    answered = [*unloaded.pop("answered_ids"), *loaded.pop("answered_ids")]  # type: ignore[list-item]
+
+
+def open_loop(port: int, texts_file: Path, rate: float, duration: float, prefix: str) -> dict[str, object]:
+    """benchmarks/loadgen.py in its own process: `rate` requests/s for `duration` s."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        out = Path(f.name)
+    try:
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "loadgen.py"), "--port", str(port), "--rate",
+                        f"{rate:.1f}", "--duration", str(duration), "--texts", str(texts_file), "--prefix", prefix,
+                        "--out", str(out)], check=True, cwd=ROOT)
+        result: dict[str, object] = json.loads(out.read_text())
+    finally:
+        out.unlink(missing_ok=True)
+    return result
+
+
+def overload(model_env: Mapping[str, str], texts_file: Path, saturation: float, duration: float) -> dict[str, object]:
+    """Unloaded p99 at 0.3x saturation, then 2x saturation; the outbox checked against the review answers."""
+    with product_defaults(model_env) as (env, outbox):
+        with served(env, ready_timeout_s=600) as (url, _pid):
+            port = int(url.rsplit(":", 1)[1])
+            unloaded = open_loop(port, texts_file, 0.3 * saturation, 10.0, "u")
+            loaded = open_loop(port, texts_file, 2.0 * saturation, duration, "o")
+        # The server has stopped: everything it answered was stored before the answer.
+        with sqlite3.connect(outbox) as db:
+            queued = [r[0] for r in db.execute("SELECT ticket_id FROM queue")]
+    review = [*unloaded.pop("review_ids"), *loaded.pop("review_ids")]  # type: ignore[misc]
+    answered = [*unloaded.pop("answered_ids"), *loaded.pop("answered_ids")]  # type: ignore[misc]
+    refused = {**unloaded.pop("refused_ids"), **loaded.pop("refused_ids")}  # type: ignore[dict-item]
     counts = Counter(queued)
-    return {"unloaded": unloaded, "overloaded": loaded,
+    unanswered = set(queued) - set(review)
+    audit_rate = get_settings().decisions.audit_rate
+    statuses = loaded["statuses"]
+    assert isinstance(statuses, dict)
+    return {"saturation_per_s": saturation, "unloaded": unloaded, "overloaded": loaded,
             "p99_ratio": float(loaded["p99_ms"]) / float(unloaded["p99_ms"]),  # type: ignore[arg-type]
+            "timeouts": sum(n for k, n in statuses.items() if k in ("client_timeout", "503")),
             "answered_total": len(answered), "answered_duplicates": len(answered) - len(set(answered)),
             "review_answered": len(review), "outbox_rows": len(queued),
             "review_lost": len(set(review) - set(queued)), "outbox_duplicates": sum(n - 1 for n in counts.values()),
-            "outbox_unanswered": len(set(queued) - set(review))}
+            # In the outbox without a `review` answer: auto-routed tickets of the decision log's random audit sample
+            # (they go to review by design), and anything else (should be none).
+            "outbox_audit_sample": sum(in_audit_sample(t, audit_rate) for t in unanswered),
+            "outbox_unanswered": sum(not in_audit_sample(t, audit_rate) for t in unanswered),
+            "outbox_unanswered_client_saw": dict(Counter(refused.get(t, "200") for t in unanswered
+                                                         if not in_audit_sample(t, audit_rate)))}
 
 
 def main() -> None:
@@ -158,6 +158,7 @@ def main() -> None:
     parser.add_argument("--overload-duration", type=float, default=30.0)
     parser.add_argument("--saturation", type=float, default=None,
                         help="req/s of one process measured before: skip phases 1-2, run the overload phase alone")
+    parser.add_argument("--skip-workers", action="store_true", help="leave out phase 2 (--workers 2)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench_scale.json")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -166,69 +167,84 @@ def main() -> None:
     texts = real_texts(2000, seed=3, split="test", max_chars=2000)
     bodies = Path(tempfile.mkstemp(suffix=".jsonl")[1])
     bodies.write_text("\n".join(json.dumps({"tickets": [{"id": f"b{i}", "text": t}]}) for i, t in enumerate(texts)))
-    env = {"TRIAGE_LABELSTUDIO__ENABLED": "false", "OMP_NUM_THREADS": "1"}
+    texts_file = Path(tempfile.mkstemp(suffix=".json")[1])
+    texts_file.write_text(json.dumps(texts))
+    env = {"OMP_NUM_THREADS": "1"}
     if args.model_dir:
         env["TRIAGE_SERVING__MODEL_DIR"] = str(args.model_dir.resolve())
-    results: dict[str, object] = {"cpu": cpu_info(), "load_average_1m_before": os.getloadavg()[0],
-                                  "concurrency": 8, "duration_s": args.duration,
-                                  "model": str(args.model_dir or "@champion")}
-    if args.saturation:
-        print(f"3. overload only: 0.3x then 2x {args.saturation:.0f} req/s", flush=True)
-        results["overload"] = overload(env, texts, args.saturation, args.overload_duration)
+    results: dict[str, object] = {"cpu": cpu_info(), "cores": os.cpu_count(),
+                                  "load_average_1m_before": os.getloadavg()[0], "concurrency": 8,
+                                  "duration_s": args.duration, "model": str(args.model_dir or "@champion"),
+                                  "server_settings": "product defaults: decision log on, review on (Label Studio "
+                                                     "unreachable: tickets wait in the outbox)"}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if args.saturation:
+            print(f"3. overload only: 0.3x then 2x {args.saturation:.0f} req/s", flush=True)
+            results["overload"] = overload(env, texts_file, args.saturation, args.overload_duration)
+            results["load_average_1m_after"] = os.getloadavg()[0]
+            out = args.out.with_name(args.out.stem + "_overload.json")
+            out.write_text(json.dumps(results, indent=2))
+            report(results)
+            return
+        print("1. one process: /healthz then /v1/score", flush=True)
+        with product_defaults(env) as (served_env, _), served(served_env, ready_timeout_s=600) as (url, pid):
+            wrk(url, "/v1/score", bodies, 8, 3)  # warm-up
+            health = wrk(url, "/healthz", bodies, 8, args.duration, pid)
+            one = wrk(url, "/v1/score", bodies, 8, args.duration, pid)
+        results["healthz"], results["score_1_worker"] = health, one
+        results["score_over_healthz"] = one["requests_per_s"] / health["requests_per_s"]
+        if not args.skip_workers:
+            print("2. --workers 2: /v1/score", flush=True)
+            with product_defaults(env) as (served_env, _), \
+                    served(served_env, ready_timeout_s=600, args=["--workers", "2"]) as (url, _pid):
+                wrk(url, "/v1/score", bodies, 8, 3)
+                two = wrk(url, "/v1/score", bodies, 8, args.duration)
+            results["score_2_workers"] = two
+            results["workers_2_over_1"] = two["requests_per_s"] / one["requests_per_s"]
+        args.out.write_text(json.dumps(results, indent=2))  # the HTTP figures survive a failing overload phase
+        print("3. overload: 0.3x then 2x the saturation rate measured in 1.", flush=True)
+        results["overload"] = overload(env, texts_file, one["requests_per_s"], args.overload_duration)
         results["load_average_1m_after"] = os.getloadavg()[0]
-        out = args.out.with_name(args.out.stem + "_overload.json")
-        out.write_text(json.dumps(results, indent=2))
-        print(json.dumps(results["overload"], indent=2))
-        return
-    print("1. one process: /healthz then /v1/score", flush=True)
-    with served(env, ready_timeout_s=600) as (url, _pid):
-        wrk(url, "/v1/score", bodies, 8, 3)  # warm-up
-        health = wrk(url, "/healthz", bodies, 8, args.duration)
-        one = wrk(url, "/v1/score", bodies, 8, args.duration)
-    results["healthz"], results["score_1_worker"] = health, one
-    results["score_over_healthz"] = one["requests_per_s"] / health["requests_per_s"]
-    print("2. --workers 2: /v1/score", flush=True)
-    with served(env, ready_timeout_s=600, args=["--workers", "2"]) as (url, _pid):
-        wrk(url, "/v1/score", bodies, 8, 3)
-        two = wrk(url, "/v1/score", bodies, 8, args.duration)
-    results["score_2_workers"] = two
-    results["workers_2_over_1"] = two["requests_per_s"] / one["requests_per_s"]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))  # the HTTP figures survive a failing overload phase
-    print(json.dumps({k: results[k] for k in ("healthz", "score_1_worker", "score_2_workers")}), flush=True)
-    print("3. overload: 0.3x then 2x the saturation rate", flush=True)
-    results["overload"] = overload(env, texts, one["requests_per_s"], args.overload_duration)
-    results["load_average_1m_after"] = os.getloadavg()[0]
-    bodies.unlink()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    report(results)
-    print(f"written to {args.out}")
+        args.out.write_text(json.dumps(results, indent=2))
+        report(results)
+        print(f"written to {args.out}")
+    finally:
+        bodies.unlink(missing_ok=True)
+        texts_file.unlink(missing_ok=True)
 
 
 def report(r: dict[str, object]) -> None:
     """The figures as a small table."""
-    print(f"CPU {r['cpu']['model']}; load average {r['load_average_1m_before']:.1f} -> "  # type: ignore[index]
-          f"{r['load_average_1m_after']:.1f} (2 cores shared with other work); wrk concurrency 8, "
-          f"{r['duration_s']:.0f} s, model {r['model']}")
-    print(f"{'phase':<24}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
-    for name in ("healthz", "score_1_worker", "score_2_workers"):
-        m = r[name]
-        assert isinstance(m, dict)
-        print(f"{name:<24}{m['requests_per_s']:>9.0f}{m['p50_ms']:>9.1f}{m['p99_ms']:>9.1f}{m['non_2xx']:>9.0f}")
-    print(f"/v1/score over /healthz: {r['score_over_healthz']:.0%} (target >= 50%); "
-          f"2 workers over 1: {r['workers_2_over_1']:.2f}x (target >= 1.7x)")
+    print(f"CPU {r['cpu']['model']} x {r['cores']}; load average {r['load_average_1m_before']:.1f} -> "  # type: ignore[index]
+          f"{r['load_average_1m_after']:.1f} (cores shared with other work); wrk concurrency 8, "
+          f"{r['duration_s']:.0f} s, model {r['model']}; {r['server_settings']}")
+    if "healthz" in r:
+        print(f"{'phase':<18}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'CPU ms/req':>12}{'loop ms/req':>13}")
+        for name in ("healthz", "score_1_worker", "score_2_workers"):
+            m = r.get(name)
+            if not isinstance(m, dict):
+                continue
+            print(f"{name:<18}{m['requests_per_s']:>8.0f}{m['p50_ms']:>9.1f}{m['p99_ms']:>9.1f}{m['non_2xx']:>9.0f}"
+                  f"{m.get('server_cpu_ms_per_request', float('nan')):>12.3f}"
+                  f"{m.get('event_loop_cpu_ms_per_request', float('nan')):>13.3f}")
+        print(f"/v1/score over /healthz: {r['score_over_healthz']:.0%} (target >= 50%)"
+              + (f"; 2 workers over 1: {r['workers_2_over_1']:.2f}x (target >= 1.7x)" if "workers_2_over_1" in r
+                 else ""))
     o = r["overload"]
     assert isinstance(o, dict)
+    print(f"saturation (wrk, concurrency 8): {o['saturation_per_s']:.0f} req/s")
     for name in ("unloaded", "overloaded"):
         m = o[name]
-        print(f"open loop {name:<11} offered {m['offered_per_s']:>6.0f}/s answered {m['answered_per_s']:>6.0f}/s "
-              f"p50 {m['p50_ms']:>7.1f} ms p99 {m['p99_ms']:>7.1f} ms statuses {m['statuses']}")
-    print(f"overload p99 / unloaded p99 = {o['p99_ratio']:.2f} (target <= 3); review items answered "
-          f"{o['review_answered']}, in outbox {o['outbox_rows']}, lost {o['review_lost']}, duplicated "
-          f"{o['outbox_duplicates']}")
+        print(f"open loop {name:<11} offered {m['offered_per_s']:>5.0f}/s sent {m['achieved_send_per_s']:>5.0f}/s "
+              f"(send lag p99 {m['send_lag_p99_ms']:.0f} ms) answered {m['answered_per_s']:>5.0f}/s "
+              f"p50 {m['p50_ms']:>7.1f} ms p99 {m['p99_ms']:>7.1f} ms statuses {m['statuses']}, "
+              f"{m['connections_opened']} connections")
+    print(f"overload p99 / unloaded p99 = {o['p99_ratio']:.2f} (target <= 3); timeouts/503 {o['timeouts']} (target 0); "
+          f"review items answered {o['review_answered']}, in outbox {o['outbox_rows']}, lost {o['review_lost']}, "
+          f"duplicated {o['outbox_duplicates']}; auto-routed audit sample in outbox {o['outbox_audit_sample']}; "
+          f"in outbox but not answered {o['outbox_unanswered']} (client saw {o['outbox_unanswered_client_saw']})")
 
 
 if __name__ == "__main__":
-    random.seed(0)
     main()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -38,6 +39,12 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         slot: ModelSlot = app.state.slot
+        # The event loop gives up the GIL on every socket call; a model or writer thread then keeps it for up to
+        # the switch interval (5 ms by default) before the loop may run again. A shorter interval keeps the loop
+        # responsive while those threads compute (process-wide; put back at shutdown).
+        switch_before = sys.getswitchinterval()
+        if settings.serving.switch_interval_ms > 0:
+            sys.setswitchinterval(settings.serving.switch_interval_ms / 1000.0)
         model_source = source or (
             DirectorySource(settings.serving.model_dir, settings.serving.threads) if settings.serving.model_dir
             else RegistrySource(settings)
@@ -94,6 +101,7 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
             if delivery is not None:
                 delivery.release()
             await batcher.stop()
+            sys.setswitchinterval(switch_before)
 
     app = FastAPI(
         title="triage scoring API",
@@ -113,7 +121,8 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
     errors.install(app)
     openapi.install(app, settings)
     overload.install(app)
-    app.state.admission = overload.Admission(settings.overload.max_pending_tickets, settings.overload.retry_after_s)
+    app.state.admission = overload.Admission(settings.overload.max_pending_tickets, settings.overload.retry_after_s,
+                                             settings.overload.queue_budget_ms)
     app.add_middleware(errors.BodySizeLimit, max_bytes=settings.serving.max_body_bytes)
     app.add_middleware(overload.ShedWhenFull, admission=app.state.admission)  # sheds before reading the body
     app.state.metrics = Metrics(app.state)

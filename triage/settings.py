@@ -50,6 +50,8 @@ class ServingSettings(BaseModel):
     threads: int = Field(default=1, ge=1, le=64, description="intra-op threads per model call")
     model_workers: int = Field(default=2, ge=1, le=64, description="model calls that run at once (one per core)")
     model_dir: Path | None = Field(default=None, description="serve a saved classifier directory, not the registry")
+    switch_interval_ms: float = Field(default=0.5, ge=0.0, le=100.0, description="Python's GIL switch interval "
+                                      "while serving (sys.setswitchinterval); 0 = leave Python's default (5 ms)")
 
     @field_validator("model_dir", mode="before")
     @classmethod
@@ -143,6 +145,10 @@ class OverloadSettings(BaseModel):
     retry_after_s: int = Field(default=1, ge=1, le=3600, description="Retry-After sent with a 429")
     request_timeout_ms: float = Field(default=5000.0, gt=0.0, le=600_000.0,
                                       description="default deadline of a score request (X-Request-Timeout-Ms)")
+    queue_budget_ms: float = Field(default=50.0, ge=0.0, le=600_000.0,
+                                   description="refuse (429) a request expected to wait longer than this behind the "
+                                   "tickets already admitted (measured cost per queued ticket); 0 = the ticket "
+                                   "limit alone")
 
 
 class Settings(BaseSettings):

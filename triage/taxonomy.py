@@ -174,11 +174,20 @@ class Policy(_Strict):
         """Severity level names from least to most severe."""
         return tuple(s.name for s in self.severity)
 
+    @cached_property
+    def _by_name(self) -> tuple[tuple[Category, ...], dict[str, Category]]:
+        return self.categories, {c.name: c for c in self.categories}
+
     def category(self, name: str) -> Category:
-        """The category called `name`; KeyError names the known ones."""
-        for c in self.categories:
-            if c.name == name:
-                return c
+        """The category called `name`; KeyError names the known ones. A dict lookup (routing asks dozens of times
+        per ticket), rebuilt when a copy of the policy has other categories."""
+        of, by_name = self._by_name
+        if of is not self.categories:
+            self.__dict__.pop("_by_name", None)
+            of, by_name = self._by_name
+        found = by_name.get(name)
+        if found is not None:
+            return found
         raise KeyError(f"unknown category {name!r}; the policy has {', '.join(self.category_names)}")
 
     def severity_rank(self, name: str) -> int:

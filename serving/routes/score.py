@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter
 
-from serving.deps import AdmissionDep, ApiKey, BatcherDep, RecordDep, ServingDep, SettingsDep
-from serving.overload import timeout_seconds
+from serving.deps import ApiKey, ScoreContextDep
 from serving.schemas import ErrorOut, ModelRef, PathOut, ResultOut, ScoreRequest, ScoreResponse, SeverityOut
 from triage.scorer import validate_tickets
 from triage.tickets import ScoredTicket, Ticket
@@ -23,8 +22,6 @@ ERRORS: dict[int | str, dict[str, object]] = {
     429: {"model": ErrorOut, "description": "Too many tickets waiting for the model; retry after Retry-After."},
     503: {"model": ErrorOut, "description": "No model loaded yet, or the request deadline passed unscored."},
 }
-TimeoutHeader = Annotated[int | None, Header(ge=1, le=600_000, description=(
-    "Deadline in milliseconds (default TRIAGE_OVERLOAD__REQUEST_TIMEOUT_MS); past it the answer is 503, unscored."))]
 
 
 def to_result(item: ScoredTicket) -> ResultOut:
@@ -45,23 +42,20 @@ def to_result(item: ScoredTicket) -> ResultOut:
 
 
 @router.post("/score", response_model=ScoreResponse, responses=ERRORS)
-async def score(body: ScoreRequest, serving: ServingDep, batcher: BatcherDep, admission: AdmissionDep,
-                settings: SettingsDep, request: Request, record: RecordDep,
-                x_request_timeout_ms: TimeoutHeader = None) -> ScoreResponse:
+async def score(body: ScoreRequest, ctx: ScoreContextDep) -> ScoreResponse:
     """Score 1 to 256 tickets; results come back in request order."""
     tickets = [Ticket(t.id, t.text, t.metadata) for t in body.tickets]
-    validate_tickets(tickets, serving.scorer.limits)
-    with admission.admit(len(tickets)):
-        used, scored = await batcher.score(
-            tickets, timeout_seconds(x_request_timeout_ms, settings.overload.request_timeout_ms))
-    record(scored, used.loaded.name, used.loaded.version)
-    request.app.state.metrics.observe_scored(scored)
-    spool = request.app.state.review_spool  # holds the tickets when the outbox fails: never a 500 for that
-    if spool is not None:
+    validate_tickets(tickets, ctx.serving.scorer.limits)
+    with ctx.admission.admit(len(tickets)):
+        used, scored = await ctx.batcher.score(tickets, ctx.timeout_s)
+    ctx.record(scored, used.loaded.name, used.loaded.version)  # queued: written in batches by its own thread
+    ctx.metrics.observe_scored(scored)
+    if ctx.spool is not None:  # holds the tickets when the outbox fails: never a 500 for that
         # Those routed to review are queued; with policy review.withdraw_auto_routed, queued ones this model
-        # routes automatically leave, so every ticket goes (the review service sorts them).
-        withdraw = request.app.state.review.policy.review.withdraw_auto_routed
-        pending = scored if withdraw else [s for s in scored if s.decision.route == "review"]
-        spool.enqueue(pending, used.loaded.name, used.loaded.version)
+        # routes automatically leave, so every ticket goes (the review service sorts them). Stored before the
+        # answer (group commit with concurrent requests, off the event loop): an answered ticket is on disk.
+        pending = scored if ctx.withdraw_auto_routed else [s for s in scored if s.decision.route == "review"]
+        if pending:
+            await asyncio.wrap_future(ctx.spool.submit(pending, used.loaded.name, used.loaded.version))
     return ScoreResponse(model=ModelRef(name=used.loaded.name, version=used.loaded.version),
                          results=[to_result(s) for s in scored])

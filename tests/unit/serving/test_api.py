@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from serving.app import create_app
 from triage.models.base import LoadedModel
 from triage.settings import ServingSettings, Settings
+from triage.taxonomy import Policy
 
 
 class StaticSource:
@@ -188,3 +189,17 @@ def test_concurrent_requests_keep_their_results(client: TestClient) -> None:
     with ThreadPoolExecutor(8) as pool:
         for i, body in pool.map(one, range(40)):
             assert [x["id"] for x in body["results"]] == [f"c{i}"]
+
+
+def test_installing_a_model_takes_the_heap_out_of_the_cyclic_collector(tiny_loaded: LoadedModel,
+                                                                       policy: Policy) -> None:
+    """A full garbage collection must not scan the model on every pass (it paused the server for ~0.5 s)."""
+    import gc
+
+    from serving.state import ModelSlot
+    from triage.scorer import TicketLimits
+
+    marker = [object()]  # a container made before the install: frozen by it
+    ModelSlot().install(tiny_loaded, policy, TicketLimits())
+    assert gc.get_freeze_count() > 0
+    assert not any(o is marker for o in gc.get_objects(generation=2))

@@ -78,6 +78,33 @@ def test_admission_counts_and_releases() -> None:
         assert gate.pending == 10
 
 
+def test_queue_budget_refuses_by_expected_wait_and_learns_the_cost() -> None:
+    gate = Admission(max_pending_tickets=1000, retry_after_s=1, queue_budget_ms=100, budget_floor_tickets=5)
+    with gate.admit(1):
+        pass
+    assert gate.ticket_cost_s is not None and gate.ticket_cost_s < 0.05  # measured: latency over the queue length
+    gate.ticket_cost_s = 0.02  # say each queued ticket holds a newcomer up 20 ms
+    # 0 ahead: admitted whatever its size; then 4 ahead = 80 ms: within the budget
+    with gate.admit(4), gate.admit(1):
+        assert not gate.full()
+        with gate.admit(200):  # 5 ahead = 100 ms: its own 200 tickets do not count against the budget
+            assert gate.full()
+            over = r"expected to wait \d+ ms, over the queue budget of 100 ms"
+            with pytest.raises(OverloadedError, match=over), gate.admit(1):
+                pass
+    assert gate.pending == 0 and gate.refused == 1
+    off = Admission(max_pending_tickets=1000, queue_budget_ms=0, budget_floor_tickets=1)
+    off.ticket_cost_s = 10.0
+    with off.admit(5):
+        assert not off.full()  # budget 0: the ticket limit alone
+    few = Admission(max_pending_tickets=1000, queue_budget_ms=10, budget_floor_tickets=16)
+    few.ticket_cost_s = 10.0
+    with few.admit(15):
+        assert not few.full()  # under the floor: a few clients are never refused by the budget
+        with few.admit(1):
+            assert few.full()
+
+
 def test_full_queue_answers_429_with_retry_after(settings: Settings, slow: SlowClassifier) -> None:
     with _client(settings, slow, max_pending_tickets=1, retry_after_s=3) as client, ThreadPoolExecutor(2) as pool:
         first = pool.submit(client.post, "/v1/score", json=one("first"))
