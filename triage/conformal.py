@@ -308,8 +308,11 @@ def fit_clear_point(category: str, labels: np.ndarray, proba: np.ndarray, max_mi
     `labels` 0/1 with NaN unknown. Without positives, `fallback` is the threshold (0 = clear nothing). `caught`
     (bool, same length) marks rows another rule already sends to review: a positive among them is never a miss,
     whatever its score, so only the others' scores set the threshold (the miss rate is still over all positives).
-    With too few positives for any bound to reach `max_miss`, the point estimate is used (floor(max_miss * n)
-    misses allowed) and the point says it is not certified.
+    With too few positives for any bound to reach `max_miss`, the point says it is not certified and the
+    threshold is the point estimate (floor(max_miss * n) misses allowed), raised to `fallback` (the model's decision
+    threshold) when that is higher: with a few dozen positives the point estimate is the lowest positive score,
+    one outlier that would send every ticket to review; uncertified, the category reviews what the model flags,
+    and the severity guard (fitted on what the category rules let through) still reviews the severe ones.
     """
     known = ~np.isnan(np.asarray(labels, dtype=np.float64))
     y, p = known_pairs(labels, proba)
@@ -325,6 +328,8 @@ def fit_clear_point(category: str, labels: np.ndarray, proba: np.ndarray, max_mi
     # Allowing k misses: clear everything below the (k+1)-th lowest exposed positive score.
     k = int(ok.max()) if certified else math.floor(max_miss * n)
     threshold = 1.0 if k >= len(exposed) else math.floor(float(exposed[k]) * 1e6) / 1e6
+    if not certified:
+        threshold = max(threshold, float(fallback))
     missed = int(np.sum(exposed < threshold))
     return ClearPoint(
         category=category, max_miss=max_miss, threshold=threshold, certified=certified,

@@ -430,3 +430,23 @@ def test_clearing_the_top_of_three_asserted_categories_keeps_the_ticket_auto() -
     assert assured_decision(three, POLICY, points, CLEAR).route == "auto"
     cleared = _scores({"spam": 0.01, "fraud": 0.85, "ip_infringement": 0.78})
     assert assured_decision(cleared, POLICY, points, CLEAR).route == "auto"
+
+
+def test_an_uncertified_point_is_raised_to_the_decision_threshold_a_certified_one_is_not() -> None:
+    # 47 positives cannot certify 2%: the point estimate is the lowest positive score, here one outlier at 0.0001,
+    # which would send every ticket to review; with the model's decision threshold as fallback the category
+    # reviews what the model flags instead (and says it is not certified).
+    pos = np.r_[0.0001, np.linspace(0.3, 0.9, 46)]
+    labels = np.r_[np.ones(47), np.zeros(500)]
+    proba = np.r_[pos, np.linspace(0.0, 0.4, 500)]
+    bare = fit_clear_point("self_harm", labels, proba, 0.02, delta=0.1)
+    raised = fit_clear_point("self_harm", labels, proba, 0.02, delta=0.1, fallback=0.25)
+    assert not bare.certified and bare.threshold == pytest.approx(0.0001, abs=1e-6)
+    assert not raised.certified and raised.threshold == 0.25
+    assert raised.validation_miss == pytest.approx(1 / 47, abs=1e-6)  # the outlier is the one miss
+    assert raised.cleared_share is not None and raised.cleared_share > bare.cleared_share  # type: ignore[operator]
+    # Certified points keep their bound whatever the fallback.
+    many = np.r_[np.ones(2000), np.zeros(500)]
+    scores = np.r_[np.linspace(0.2, 0.9, 2000), np.linspace(0.0, 0.4, 500)]
+    assert fit_clear_point("hate", many, scores, 0.05, fallback=0.6).threshold == \
+        fit_clear_point("hate", many, scores, 0.05).threshold
