@@ -15,7 +15,9 @@ Set-up:
   triage.selection.ExampleGuided (the strategy `example_guided` builds for a seeded policy: the head's score mixed
   with uncertainty at its threshold, plus the random audit picks, `--explore` per ticket) on the current head's
   probabilities; "random": uniformly - their labels revealed, and the light head (fit_light_head: seeds as
-  positives + all labels so far, as `triage retrain --heads-only` fits it) refitted; F1 on the test rows at 0.5.
+  positives + all labels so far, as `triage retrain --heads-only` fits it) refitted once the policy's default
+  rules allow it (30 expert labels, 5 positives with the seeds, a negative; before that the examples head goes on
+  scoring, so F1 @25 is the examples head's); F1 on the test rows at 0.5.
 - reference: the light head fitted on every pool label ("full-data F1"); always-no F1 is 0 by definition, always-yes
   F1 = 2p / (1 + p) at the test prevalence p.
 - the comparison, per seed (5 by default): labels needed to reach 80% and 90% of the full-data F1 (interpolated
@@ -51,8 +53,10 @@ from triage.data.splits import split_of, text_key  # noqa: E402
 from triage.models.examples import fit_examples_head, fit_light_head  # noqa: E402
 from triage.selection import EXPLORE, ExampleGuided  # noqa: E402
 from triage.settings import get_settings  # noqa: E402
+from triage.taxonomy import NewCategories  # noqa: E402
 
 log = logging.getLogger("new_category")
+RULES = NewCategories()  # the policy's defaults: a light head from 30 expert labels and 5 positives on
 CATEGORIES = ("spam", "harassment", "hate")
 REPORT_AT = (0, 25, 50, 100, 200)
 
@@ -155,8 +159,8 @@ def journey(task: Task, background: np.ndarray, seed: int, strategy: str, budget
         available = np.setdiff1d(available, pick)
         x = np.concatenate([task.x_pool[seeds], task.x_pool[labelled]])
         y = np.concatenate([np.ones(len(seeds), dtype=np.int64), task.y_pool[labelled]])
-        if y.min() == 1:  # no negative yet: keep the examples head
-            out[done] = out[done - round_size]
+        if len(labelled) < RULES.min_labels_for_head or y.sum() < RULES.min_positives_for_head or y.min() == 1:
+            out[done] = out[done - round_size]  # as `triage retrain --heads-only`: too few labels, the examples head
             continue
         light = fit_light_head(task.category, x, y, folds=0)
         predict, threshold = light.predict_proba, light.threshold
