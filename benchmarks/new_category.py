@@ -15,7 +15,8 @@ Set-up:
   triage.selection.ExampleGuided (the strategy `example_guided` builds for a seeded policy: the head's score mixed
   with uncertainty at its threshold, plus the random audit picks, `--explore` per ticket) on the current head's
   probabilities; "random": uniformly - their labels revealed, and the light head (fit_light_head: seeds as
-  positives + all labels so far, as `triage retrain --heads-only` fits it) refitted once the policy's default
+  positives + all labels so far + the unrelated background texts as weak negatives, as `triage retrain
+  --heads-only` fits it) refitted once the policy's default
   rules allow it (30 expert labels, 5 positives with the seeds, a negative; before that the examples head goes on
   scoring, so F1 @25 is the examples head's); F1 on the test rows at 0.5.
 - reference: the light head fitted on every pool label ("full-data F1"); always-no F1 is 0 by definition, always-yes
@@ -162,7 +163,7 @@ def journey(task: Task, background: np.ndarray, seed: int, strategy: str, budget
         if len(labelled) < RULES.min_labels_for_head or y.sum() < RULES.min_positives_for_head or y.min() == 1:
             out[done] = out[done - round_size]  # as `triage retrain --heads-only`: too few labels, the examples head
             continue
-        light = fit_light_head(task.category, x, y, folds=0)
+        light = fit_light_head(task.category, x, y, folds=0, background=background)
         predict, threshold = light.predict_proba, light.threshold
         out[done] = f1(task.y_test, (predict(task.x_test) >= threshold).astype(int))
     return out
@@ -278,7 +279,7 @@ def main() -> None:
     upto = max(REPORT_AT)
     for task in tasks:
         background = shipped_x[[ex.labels.get(task.category, 0) != 1 for ex in shipped]]
-        full = fit_light_head(task.category, task.x_pool, task.y_pool, folds=0)
+        full = fit_light_head(task.category, task.x_pool, task.y_pool, folds=0, background=background)
         full_f1 = f1(task.y_test, (full.predict_proba(task.x_test) >= full.threshold).astype(int))
         prevalence = float(task.y_test.mean())
         curves: dict[str, list[dict[int, float]]] = {"guided": [], "random": []}
