@@ -25,7 +25,7 @@ from training.retrain import expert_examples_from_review
 from triage.adapters import mlflow_registry as registry
 from triage.data.schema import Example
 from triage.errors import TriageError
-from triage.models.examples import HeadsClassifier, LightHead, TextEncoder, fit_light_head
+from triage.models.examples import HeadsClassifier, LightHead, TextEncoder, background_texts, fit_light_head
 from triage.settings import Settings
 from triage.taxonomy import Policy
 
@@ -60,8 +60,12 @@ def head_training_set(policy: Policy, name: str, expert: Sequence[Example]) -> t
 
 
 def fit_heads(policy: Policy, candidates: Sequence[str], expert: Sequence[Example],
-              encoder: TextEncoder) -> tuple[list[LightHead], dict[str, str]]:
-    """A light head for each candidate with enough labels; the others with the reason they were skipped."""
+              encoder: TextEncoder, background: Sequence[str] | None = None) -> tuple[list[LightHead], dict[str, str]]:
+    """A light head for each candidate with enough labels; the others with the reason they were skipped.
+
+    `background` (default: the shipped tickets that calibrate examples heads) joins each head as weak negatives,
+    except the texts that are seeds or labelled for it.
+    """
     rules = policy.new_categories
     ready: dict[str, tuple[list[str], np.ndarray]] = {}
     skipped: dict[str, str] = {}
@@ -75,12 +79,16 @@ def fit_heads(policy: Policy, candidates: Sequence[str], expert: Sequence[Exampl
         else:
             ready[name] = (texts, y)
     # Every labelled ticket answers for every category: embed each text once, not once per head.
-    unique = list(dict.fromkeys(t for texts, _ in ready.values() for t in texts))
+    bg_texts = list(background if background is not None else (background_texts() if ready else []))
+    unique = list(dict.fromkeys([*(t for texts, _ in ready.values() for t in texts), *bg_texts]))
     vectors = dict(zip(unique, encoder.encode(unique), strict=True)) if unique else {}
     heads: list[LightHead] = []
     for name, (texts, y) in ready.items():
+        own = set(texts)
+        bg = [vectors[t] for t in dict.fromkeys(bg_texts) if t not in own]
         heads.append(fit_light_head(name, np.stack([vectors[t] for t in texts]), y,
-                                    target_precision=policy.category(name).target_precision))
+                                    target_precision=policy.category(name).target_precision,
+                                    background=np.stack(bg) if bg else None))
         log.info("light head for %s: %d labels, %d positives, CV precision %s", name, len(y), int(y.sum()),
                  heads[-1].precision)
     return heads, skipped

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -188,7 +190,7 @@ def test_example_guided_puts_likely_members_first_where_uncertainty_alone_would_
     p = np.array([[0.5, 0.02], [0.9, 0.05], [0.97, 0.6], [0.1, 0.3]])
     sev = np.full((4, 2), 0.5)
     assert LeastConfidence().select(p, sev, 1)[0] == 0
-    guided = ExampleGuided(columns=(1,), thresholds=(0.45,))
+    guided = ExampleGuided(columns=(1,), thresholds=(0.45,), explore=0.0)
     assert list(guided.select(p, sev, 4)[:2]) == [2, 3]
     assert guided.score(p)[2] > 1.0 > guided.score(p)[0]
 
@@ -199,6 +201,28 @@ def test_example_guided_mixes_similarity_with_uncertainty() -> None:
     np.testing.assert_allclose(example_guided(np.array([[0.8]]), None, weight=1.0), [0.8])
     with pytest.raises(ValueError, match="thresholds must have one value per column"):
         example_guided(np.zeros((2, 2)), np.array([0.5]))
+
+
+def test_example_guided_sends_a_random_audit_sample_first() -> None:
+    n = 20_000
+    p = np.zeros((n, 2))
+    p[:, 1] = np.linspace(0.0, 0.9, n)  # the new category's scores: the top rows are its candidates
+    sev = np.full((n, 2), 0.5)
+    guided = ExampleGuided(columns=(1,), thresholds=(0.45,), explore=0.01)
+    useful = guided.score(p, np.random.default_rng(3))
+    audit = np.flatnonzero(useful > 2.0)
+    assert 140 < len(audit) < 260  # about 1% of the rows
+    assert (useful[audit] < 3.0).all()
+    assert (p[audit, 1] < 0.3).mean() > 0.2  # drawn from every ticket, not only from the candidates
+    first = guided.select(p, sev, 25, rng=np.random.default_rng(3))
+    assert set(first.tolist()) <= set(audit.tolist())
+    again = guided.select(p, sev, 25, rng=np.random.default_rng(3))
+    assert first.tolist() == again.tolist()  # reproducible with a seeded generator
+    plain = ExampleGuided(columns=(1,), thresholds=(0.45,), explore=0.0).select(p, sev, 25)
+    assert p[plain, 1].min() > p[first, 1].min()
+    assert (LeastConfidence().select(p, sev, 5) == ExampleGuided(explore=0.5).select(p, sev, 5)).all()
+    with pytest.raises(ValueError, match="explore"):
+        ExampleGuided(explore=1.5)
 
 
 def test_get_strategy_example_guided_watches_the_policys_seeded_categories() -> None:
@@ -219,6 +243,8 @@ def test_review_service_uses_the_example_guided_score_for_a_seeded_policy() -> N
 
     policy = parse_policy(seeded_policy_dict())
     strategy = review_strategy("example_guided", policy)
+    assert isinstance(strategy, ExampleGuided) and strategy.explore > 0.0
+    strategy = dataclasses.replace(strategy, explore=0.0)  # no audit picks: the order is the score's
     j = policy.category_names.index(NEW)
     p = np.full((3, len(policy.category_names)), 0.02)
     p[0, 0] = 0.5  # unsure about hate only

@@ -93,7 +93,7 @@ def usefulness_scores(strategy: selection.Strategy, proba_categories: np.ndarray
     if isinstance(strategy, selection.SeverityWeighted):
         return selection.severity_weighted(proba_categories, proba_severity, strategy.weight)
     if isinstance(strategy, selection.ExampleGuided):
-        return strategy.score(proba_categories)
+        return strategy.score(proba_categories, rng)
     if isinstance(strategy, selection.RandomSelection):
         gen = rng if rng is not None else np.random.default_rng()
         return gen.random(len(proba_categories))

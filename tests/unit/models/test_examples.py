@@ -90,3 +90,21 @@ def test_light_head_fits_saves_and_loads_with_its_base(tiny_classifier: Classifi
 def test_light_head_needs_both_classes() -> None:
     with pytest.raises(ValueError, match="needs positive and negative labels, got 3 of 3"):
         fit_light_head(NEW, np.eye(3), np.ones(3))
+
+
+def test_light_head_takes_background_texts_as_weak_negatives() -> None:
+    # positives at (1, 0), labelled negatives at (-1, 0); an ordinary text at (1, 3), on the positive side of x,
+    # is called positive by the labels alone, and no longer once background texts like it join as negatives.
+    x = np.array([[1.0, 0.0]] * 5 + [[-1.0, 0.0]] * 5)
+    y = np.array([1] * 5 + [0] * 5)
+    ordinary = np.array([[1.0, 3.0]])
+    alone = fit_light_head(NEW, x, y, folds=0)
+    background = np.tile(ordinary, (40, 1))
+    with_bg = fit_light_head(NEW, x, y, folds=0, background=background, background_weight=0.5)
+    assert alone.predict_proba(ordinary)[0] > 0.5 > with_bg.predict_proba(ordinary)[0]
+    assert with_bg.n_labels == 10 and with_bg.n_positives == 5  # the background is not counted as labels
+    assert with_bg.predict_proba(x[:1])[0] > with_bg.predict_proba(x[5:6])[0]
+    np.testing.assert_allclose(fit_light_head(NEW, x, y, folds=0, background=background, background_weight=0.0).coef,
+                               alone.coef)
+    with pytest.raises(ValueError, match="background_weight"):
+        fit_light_head(NEW, x, y, background=background, background_weight=2.0)
