@@ -187,7 +187,8 @@ class CascadeFit:
     tried: list[dict[str, float]]
 
 
-def _decisions(scorer: Any, prediction: Prediction) -> list[tuple[str, str, str]]:
+def decisions(scorer: Any, prediction: Prediction) -> list[tuple[str, str, str]]:
+    """(route, category, severity) per row of `prediction` as `scorer` (a Scorer) decides them."""
     return [(d.route, d.category, d.severity) for d in (scorer.decide(s) for s in scorer.to_scores(prediction))]
 
 
@@ -200,7 +201,7 @@ def fit_cascade(fast: Classifier, full: Classifier, texts: Sequence[str], labels
     always = [c.name for c in policy.categories if c.always_review]
     pf, pF = fast.predict(texts), full.predict(texts)
     reference = Scorer(full, policy)
-    want = _decisions(reference, pF)
+    want = decisions(reference, pF)
     auprc_full = macro_auprc(labels, pF.categories)
     probe = CascadeClassifier(fast, full, Bands({}, {}, 0.5, 0.0), guarded, always)
     cols = probe.guard_cols
@@ -215,7 +216,7 @@ def fit_cascade(fast: Classifier, full: Classifier, texts: Sequence[str], labels
             if best is not None and mask.mean() >= best[0]:
                 continue  # cannot beat what is already found
             combined = candidate.combine(pf, Prediction(pF.categories[mask], pF.severity[mask]), mask)
-            agreement = float(np.mean([a == b for a, b in zip(_decisions(reference, combined), want, strict=True)]))
+            agreement = float(np.mean([a == b for a, b in zip(decisions(reference, combined), want, strict=True)]))
             auprc = macro_auprc(labels, combined.categories)
             tried.append({"alpha": alpha, "margin": margin, "full_share": float(mask.mean()),
                           "agreement": agreement, "auprc": auprc})

@@ -319,6 +319,8 @@ def score(
     address: Annotated[str | None, typer.Option(help="Ray cluster address (default: a local Ray runtime)")] = None,
     workers: Annotated[int, typer.Option(min=1, max=1024, help="Ray actors, one model each")] = 2,
     chunk_size: Annotated[int, typer.Option(min=1, max=100_000, help="tickets per resumable chunk (ray)")] = 1000,
+    ray_start_timeout: Annotated[float, typer.Option(min=1.0, max=3600.0, help="seconds a local Ray runtime may "
+                                                     "take to start (ray; one retry)")] = 120.0,
 ) -> None:
     """Score a file of tickets offline with the registered model; one JSON result per line, the API's fields."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -341,7 +343,8 @@ def score(
                 task = progress.add_task("scoring (ray)", total=None)
                 report = backfill(file, out, loaded, str(settings.policy) if settings.policy else None,
                                   settings.serving.max_text_chars, address, workers, chunk_size,
-                                  lambda done, total: progress.update(task, completed=done, total=total))
+                                  lambda done, total: progress.update(task, completed=done, total=total),
+                                  start_timeout_s=ray_start_timeout)
         except TriageError as err:
             raise _fail(err) from err
         console.print(f"scored {report.tickets} tickets with {loaded.name} v{loaded.version} on Ray "

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 # Fields whose values are mappings: JSON text in Parquet (their keys differ between models and rows).
 _NESTED = ("categories", "severity", "expected_precision", "model")
+RAY_START_TIMEOUT_S = 120.0
+RAY_START_ATTEMPTS = 2
+GCS_WAIT_ENV = "RAY_gcs_server_port_wait_time_s"  # Ray's own knob: seconds to wait for its GCS server
 
 
 def result_row(item: ScoredTicket, model_name: str, model_version: str) -> dict[str, Any]:
@@ -194,9 +197,42 @@ def join_parts(parts: Path, n_chunks: int, out: Path) -> int:
     return count
 
 
+def start_ray(address: str | None, workers: int, timeout_s: float = RAY_START_TIMEOUT_S,
+              attempts: int = RAY_START_ATTEMPTS) -> None:
+    """Connect to `address`, or start a local Ray runtime with `workers` CPUs, patient with a loaded host.
+
+    Ray waits 30 s by default for its GCS server to come up and for the raylet to register; on a busy host both can
+    take longer. `timeout_s` is the GCS budget (Ray's `RAY_gcs_server_port_wait_time_s`, unless set already); the
+    raylet wait is fixed inside Ray, so a start-up that still fails is shut down and tried again, `attempts` times
+    in all. No dashboard, no log forwarding: fewer processes to start.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault(GCS_WAIT_ENV, str(max(1, round(timeout_s))))
+    init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if address:
+        init["address"] = address
+    else:
+        init["num_cpus"] = workers
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(**init)
+            return
+        except Exception as err:  # Ray raises bare Exception/RuntimeError/ConnectionError on start-up timeouts
+            ray.shutdown()
+            if attempt == attempts:
+                raise TriageError(f"Ray did not start in {attempts} attempt(s) ({type(err).__name__}: {err}); "
+                                  "on a loaded host try a longer --ray-start-timeout") from err
+            log.warning("Ray start-up attempt %d of %d failed (%s: %s); trying again", attempt, attempts,
+                        type(err).__name__, err)
+
+
 def backfill(file: Path, out: Path, loaded: LoadedModel, policy_path: str | None, max_text_chars: int,
              address: str | None = None, workers: int = 2, chunk_size: int = 1000,
-             on_progress: Callable[[int, int], None] | None = None) -> BackfillReport:
+             on_progress: Callable[[int, int], None] | None = None, start_timeout_s: float = RAY_START_TIMEOUT_S,
+             start_attempts: int = RAY_START_ATTEMPTS) -> BackfillReport:
     """Score `file` into `out` with Ray Data (local Ray unless `address`); resumes from `<out>.parts/`."""
     import time
 
@@ -220,13 +256,7 @@ def backfill(file: Path, out: Path, loaded: LoadedModel, policy_path: str | None
     if on_progress:
         on_progress(done_tickets, len(tickets))
     if pending:
-        if not ray.is_initialized():
-            init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            if address:
-                init["address"] = address
-            else:
-                init["num_cpus"] = workers
-            ray.init(**init)
+        start_ray(address, workers, start_timeout_s, start_attempts)
         ray.data.DataContext.get_current().enable_progress_bars = False
         items = [{"chunk": c, "payload": json.dumps([list(t) for t in part])} for c, part in pending]
         ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
