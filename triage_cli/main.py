@@ -398,6 +398,9 @@ def cascade(
     alias: Annotated[str | None, typer.Option(help="point this alias (e.g. challenger) at the cascade")] = None,
     min_agreement: Annotated[float, typer.Option(min=0.5, max=1.0)] = 0.98,
     max_auprc_drop: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.005,
+    spare: Annotated[float, typer.Option(min=0.0, max=0.1, help="held back from the agreement target (and half of it "
+                                         "from the AUPRC allowance) on validation, so the promise holds on new "
+                                         "tickets")] = 0.0025,
 ) -> None:
     """Fit a cascade of two registered models on the validation split and register it."""
     from training.cascade import build
@@ -405,7 +408,7 @@ def cascade(
     settings = get_settings()
     _setup(settings)
     try:
-        result = build(settings, fast, full, alias, min_agreement, max_auprc_drop)
+        result = build(settings, fast, full, alias, min_agreement, max_auprc_drop, spare)
     except TriageError as err:
         raise _fail(err) from err
     f = result.fit
