@@ -349,7 +349,8 @@ def score(
             raise _fail(err) from err
         console.print(f"scored {report.tickets} tickets with {loaded.name} v{loaded.version} on Ray "
                       f"({report.chunks} chunks, {report.resumed_chunks} already done) in {report.seconds:.1f}s "
-                      f"-> {out}")
+                      f"(start-up to the first chunk {report.startup_seconds:.1f}s, the other chunks "
+                      f"{report.scoring_seconds:.1f}s) -> {out}")
         return
     try:
         rows = read_tickets(file)

@@ -140,6 +140,10 @@ class BackfillReport:
     resumed_chunks: int
     seconds: float
     out: Path
+    # Of `seconds`: starting Ray and the actors (model loaded in each) until the first chunk is done, and from
+    # there until the last (the part more workers speed up).
+    startup_seconds: float = 0.0
+    scoring_seconds: float = 0.0
 
 
 def _model_files(loaded: LoadedModel) -> dict[str, bytes]:
@@ -255,6 +259,7 @@ def backfill(file: Path, out: Path, loaded: LoadedModel, policy_path: str | None
     done_tickets = sum(len(part) for c, part in all_chunks if (parts / part_name(c)).is_file())
     if on_progress:
         on_progress(done_tickets, len(tickets))
+    startup = scoring = 0.0
     if pending:
         start_ray(address, workers, start_timeout_s, start_attempts)
         ray.data.DataContext.get_current().enable_progress_bars = False
@@ -264,11 +269,15 @@ def backfill(file: Path, out: Path, loaded: LoadedModel, policy_path: str | None
             fn_constructor_kwargs={"model_files": _model_files(loaded), "policy_path": policy_path,
                                    "parts": str(parts.resolve()), "name": loaded.name,
                                    "version": loaded.version, "max_text_chars": max_text_chars})
+        first_done: float | None = None
         for row in ds.iter_rows():
+            first_done = first_done or time.perf_counter()
             done_tickets += int(row["scored"])
             if on_progress:
                 on_progress(done_tickets, len(tickets))
+        if first_done is not None:
+            startup, scoring = first_done - started, time.perf_counter() - first_done
     rows = join_parts(parts, len(all_chunks), out)
     if rows != len(tickets):
         raise TriageError(f"{out}: {rows} rows for {len(tickets)} tickets")
-    return BackfillReport(len(tickets), len(all_chunks), resumed, time.perf_counter() - started, out)
+    return BackfillReport(len(tickets), len(all_chunks), resumed, time.perf_counter() - started, out, startup, scoring)
