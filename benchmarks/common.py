@@ -36,27 +36,28 @@ def real_texts(n: int, seed: int, split: Split | None = None, max_chars: int = 2
 
 @contextmanager
 def served(extra_env: Mapping[str, str] | None = None, ready_timeout_s: float = 180,
-           args: Sequence[str] = ()) -> Iterator[tuple[str, int]]:
-    """`triage serve [args]` on a free loopback port; yields (base URL, server pid); SIGTERM afterwards."""
+           args: Sequence[str] = (), command: Sequence[str] | None = None) -> Iterator[tuple[str, int]]:
+    """`triage serve [args]` (or `command`, then `--port N`) on a free loopback port; yields (base URL, server
+    pid) once GET /readyz answers 200; SIGTERM afterwards."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     env = {**os.environ, "TRIAGE_LOG_LEVEL": "WARNING", **(extra_env or {})}
-    proc = subprocess.Popen([TRIAGE, "serve", "--port", str(port), *args], env=env, cwd=ROOT,
+    proc = subprocess.Popen([*(command or [TRIAGE, "serve"]), "--port", str(port), *args], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + ready_timeout_s
         while True:
             if proc.poll() is not None:
-                sys.exit("benchmark: triage serve exited during start-up")
+                sys.exit(f"benchmark: {proc.args} exited during start-up")
             try:
                 if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                sys.exit("benchmark: triage serve not ready")
+                sys.exit(f"benchmark: {proc.args} not ready")
             time.sleep(0.3)
         yield url, proc.pid
     finally:

@@ -25,7 +25,7 @@ class CascadeResult:
 
 
 def build(settings: Settings, fast_version: str, full_version: str, alias: str | None = None,
-          min_agreement: float = 0.98, max_auprc_drop: float = 0.005) -> CascadeResult:
+          min_agreement: float = 0.98, max_auprc_drop: float = 0.005, spare: float = 0.0) -> CascadeResult:
     """Cascade of registered `fast_version` and `full_version`, fitted on the validation split, registered."""
     policy = settings.load_policy()
     fast = registry.load_version(settings, fast_version)
@@ -34,11 +34,12 @@ def build(settings: Settings, fast_version: str, full_version: str, alias: str |
     validation = split_examples(examples)["validation"]
     texts = [ex.text for ex in validation]
     labels = label_matrix(validation, full.classifier.card.categories)
-    fitted = fit_cascade(fast.classifier, full.classifier, texts, labels, policy, min_agreement, max_auprc_drop)
+    fitted = fit_cascade(fast.classifier, full.classifier, texts, labels, policy, min_agreement, max_auprc_drop,
+                         spare)
     with registry.run(settings, name="cascade", tags={"model_kind": "cascade"}) as run_id:
         registry.log_params({"fast_version": fast_version, "full_version": full_version, "data_origin": origin,
                              "n_validation": len(validation), "min_agreement": min_agreement,
-                             "max_auprc_drop": max_auprc_drop, "alpha": fitted.alpha})
+                             "max_auprc_drop": max_auprc_drop, "spare": spare, "alpha": fitted.alpha})
         registry.log_metrics({"expected_full_share": fitted.full_share, "agreement": fitted.agreement,
                               "macro_auprc_full": fitted.auprc_full, "macro_auprc_cascade": fitted.auprc_cascade},
                              prefix="validation.")

@@ -319,6 +319,8 @@ def score(
     address: Annotated[str | None, typer.Option(help="Ray cluster address (default: a local Ray runtime)")] = None,
     workers: Annotated[int, typer.Option(min=1, max=1024, help="Ray actors, one model each")] = 2,
     chunk_size: Annotated[int, typer.Option(min=1, max=100_000, help="tickets per resumable chunk (ray)")] = 1000,
+    ray_start_timeout: Annotated[float, typer.Option(min=1.0, max=3600.0, help="seconds a local Ray runtime may "
+                                                     "take to start (ray; one retry)")] = 120.0,
 ) -> None:
     """Score a file of tickets offline with the registered model; one JSON result per line, the API's fields."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -341,12 +343,14 @@ def score(
                 task = progress.add_task("scoring (ray)", total=None)
                 report = backfill(file, out, loaded, str(settings.policy) if settings.policy else None,
                                   settings.serving.max_text_chars, address, workers, chunk_size,
-                                  lambda done, total: progress.update(task, completed=done, total=total))
+                                  lambda done, total: progress.update(task, completed=done, total=total),
+                                  start_timeout_s=ray_start_timeout)
         except TriageError as err:
             raise _fail(err) from err
         console.print(f"scored {report.tickets} tickets with {loaded.name} v{loaded.version} on Ray "
                       f"({report.chunks} chunks, {report.resumed_chunks} already done) in {report.seconds:.1f}s "
-                      f"-> {out}")
+                      f"(start-up to the first chunk {report.startup_seconds:.1f}s, the other chunks "
+                      f"{report.scoring_seconds:.1f}s) -> {out}")
         return
     try:
         rows = read_tickets(file)
@@ -395,6 +399,9 @@ def cascade(
     alias: Annotated[str | None, typer.Option(help="point this alias (e.g. challenger) at the cascade")] = None,
     min_agreement: Annotated[float, typer.Option(min=0.5, max=1.0)] = 0.98,
     max_auprc_drop: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.005,
+    spare: Annotated[float, typer.Option(min=0.0, max=0.1, help="held back from the agreement target (and half of it "
+                                         "from the AUPRC allowance) on validation, so the promise holds on new "
+                                         "tickets")] = 0.0025,
 ) -> None:
     """Fit a cascade of two registered models on the validation split and register it."""
     from training.cascade import build
@@ -402,7 +409,7 @@ def cascade(
     settings = get_settings()
     _setup(settings)
     try:
-        result = build(settings, fast, full, alias, min_agreement, max_auprc_drop)
+        result = build(settings, fast, full, alias, min_agreement, max_auprc_drop, spare)
     except TriageError as err:
         raise _fail(err) from err
     f = result.fit

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 # Fields whose values are mappings: JSON text in Parquet (their keys differ between models and rows).
 _NESTED = ("categories", "severity", "expected_precision", "model")
+RAY_START_TIMEOUT_S = 120.0
+RAY_START_ATTEMPTS = 2
+GCS_WAIT_ENV = "RAY_gcs_server_port_wait_time_s"  # Ray's own knob: seconds to wait for its GCS server
 
 
 def result_row(item: ScoredTicket, model_name: str, model_version: str) -> dict[str, Any]:
@@ -137,6 +140,10 @@ class BackfillReport:
     resumed_chunks: int
     seconds: float
     out: Path
+    # Of `seconds`: starting Ray and the actors (model loaded in each) until the first chunk is done, and from
+    # there until the last (the part more workers speed up).
+    startup_seconds: float = 0.0
+    scoring_seconds: float = 0.0
 
 
 def _model_files(loaded: LoadedModel) -> dict[str, bytes]:
@@ -194,9 +201,42 @@ def join_parts(parts: Path, n_chunks: int, out: Path) -> int:
     return count
 
 
+def start_ray(address: str | None, workers: int, timeout_s: float = RAY_START_TIMEOUT_S,
+              attempts: int = RAY_START_ATTEMPTS) -> None:
+    """Connect to `address`, or start a local Ray runtime with `workers` CPUs, patient with a loaded host.
+
+    Ray waits 30 s by default for its GCS server to come up and for the raylet to register; on a busy host both can
+    take longer. `timeout_s` is the GCS budget (Ray's `RAY_gcs_server_port_wait_time_s`, unless set already); the
+    raylet wait is fixed inside Ray, so a start-up that still fails is shut down and tried again, `attempts` times
+    in all. No dashboard, no log forwarding: fewer processes to start.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault(GCS_WAIT_ENV, str(max(1, round(timeout_s))))
+    init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if address:
+        init["address"] = address
+    else:
+        init["num_cpus"] = workers
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(**init)
+            return
+        except Exception as err:  # Ray raises bare Exception/RuntimeError/ConnectionError on start-up timeouts
+            ray.shutdown()
+            if attempt == attempts:
+                raise TriageError(f"Ray did not start in {attempts} attempt(s) ({type(err).__name__}: {err}); "
+                                  "on a loaded host try a longer --ray-start-timeout") from err
+            log.warning("Ray start-up attempt %d of %d failed (%s: %s); trying again", attempt, attempts,
+                        type(err).__name__, err)
+
+
 def backfill(file: Path, out: Path, loaded: LoadedModel, policy_path: str | None, max_text_chars: int,
              address: str | None = None, workers: int = 2, chunk_size: int = 1000,
-             on_progress: Callable[[int, int], None] | None = None) -> BackfillReport:
+             on_progress: Callable[[int, int], None] | None = None, start_timeout_s: float = RAY_START_TIMEOUT_S,
+             start_attempts: int = RAY_START_ATTEMPTS) -> BackfillReport:
     """Score `file` into `out` with Ray Data (local Ray unless `address`); resumes from `<out>.parts/`."""
     import time
 
@@ -219,14 +259,9 @@ def backfill(file: Path, out: Path, loaded: LoadedModel, policy_path: str | None
     done_tickets = sum(len(part) for c, part in all_chunks if (parts / part_name(c)).is_file())
     if on_progress:
         on_progress(done_tickets, len(tickets))
+    startup = scoring = 0.0
     if pending:
-        if not ray.is_initialized():
-            init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            if address:
-                init["address"] = address
-            else:
-                init["num_cpus"] = workers
-            ray.init(**init)
+        start_ray(address, workers, start_timeout_s, start_attempts)
         ray.data.DataContext.get_current().enable_progress_bars = False
         items = [{"chunk": c, "payload": json.dumps([list(t) for t in part])} for c, part in pending]
         ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
@@ -234,11 +269,15 @@ def backfill(file: Path, out: Path, loaded: LoadedModel, policy_path: str | None
             fn_constructor_kwargs={"model_files": _model_files(loaded), "policy_path": policy_path,
                                    "parts": str(parts.resolve()), "name": loaded.name,
                                    "version": loaded.version, "max_text_chars": max_text_chars})
+        first_done: float | None = None
         for row in ds.iter_rows():
+            first_done = first_done or time.perf_counter()
             done_tickets += int(row["scored"])
             if on_progress:
                 on_progress(done_tickets, len(tickets))
+        if first_done is not None:
+            startup, scoring = first_done - started, time.perf_counter() - first_done
     rows = join_parts(parts, len(all_chunks), out)
     if rows != len(tickets):
         raise TriageError(f"{out}: {rows} rows for {len(tickets)} tickets")
-    return BackfillReport(len(tickets), len(all_chunks), resumed, time.perf_counter() - started, out)
+    return BackfillReport(len(tickets), len(all_chunks), resumed, time.perf_counter() - started, out, startup, scoring)

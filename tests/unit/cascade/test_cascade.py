@@ -180,3 +180,63 @@ def test_cascade_with_seeded_categories_still_reports_paths(real_pair: tuple, po
     assert wrapped.paths is not None and list(wrapped.paths) == list(plain.paths)  # type: ignore[arg-type]
     items = Scorer(extended, seeded).score([Ticket(str(i), t) for i, t in enumerate(texts[:60])])
     assert [it.path for it in items] == list(plain.paths)  # type: ignore[arg-type]
+
+
+def test_per_category_bands_loosen_only_where_the_cheap_model_is_reliable(policy: Policy) -> None:
+    """spam: the cheap model equals the full one; fraud: it is noisy. One quantile for both must be as wide as fraud
+    needs; per-category bands keep fraud's wide and narrow spam's, so fewer tickets take the full path."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    spam, fraud = rng.beta(0.3, 0.3, n), rng.beta(0.2, 0.8, n)
+    noisy = np.clip(fraud + rng.normal(0, 0.15, n), 0, 1)
+    texts = [f"t{i}" for i in range(n)]
+    fast = Table("fast", ["spam", "fraud"], {t: ([spam[i], noisy[i]], CALM) for i, t in enumerate(texts)})
+    full = Table("full", ["spam", "fraud"], {t: ([spam[i], fraud[i]], CALM) for i, t in enumerate(texts)})
+    labels = np.column_stack([spam > 0.5, fraud > 0.5]).astype(float)
+    result = fit_cascade(fast, full, texts, labels, policy, min_agreement=0.97, max_auprc_drop=0.05)
+    bands = result.classifier.bands
+    assert bands.alphas is not None and bands.alphas["spam"] > bands.alphas["fraud"]
+    global_met = [t["full_share"] for t in result.tried if "per_category" not in t
+                  and t["agreement"] >= 0.97 and result.auprc_full - t["auprc"] <= 0.05]
+    assert result.full_share < min(global_met)
+    # What fitting reports is what the cascade does.
+    out = result.classifier.predict(texts)
+    assert np.mean(np.asarray(out.paths) == FULL) == pytest.approx(result.full_share)
+    scorer = Scorer(full, policy)
+    got = [(d.route, d.category, d.severity) for d in map(scorer.decide, scorer.to_scores(out))]
+    want = [(d.route, d.category, d.severity) for d in map(scorer.decide, scorer.to_scores(full.predict(texts)))]
+    assert np.mean([a == b for a, b in zip(got, want, strict=True)]) == pytest.approx(result.agreement)
+    assert result.agreement >= 0.97
+
+
+def test_spare_is_held_back_on_validation(pair: tuple[Table, Table], policy: Policy) -> None:
+    rng = np.random.default_rng(1)
+    n = 2000
+    p = rng.beta(0.3, 0.3, n)
+    texts = [f"t{i}" for i in range(n)]
+    fast = Table("fast", ["spam"], {t: ([float(np.clip(p[i] + rng.normal(0, 0.1), 0, 1))], CALM)
+                                    for i, t in enumerate(texts)})
+    full = Table("full", ["spam"], {t: ([p[i]], CALM) for i, t in enumerate(texts)})
+    labels = (p > 0.5).astype(float)[:, None]
+    plain = fit_cascade(fast, full, texts, labels, policy, min_agreement=0.95, max_auprc_drop=0.05)
+    spared = fit_cascade(fast, full, texts, labels, policy, min_agreement=0.95, max_auprc_drop=0.05, spare=0.02)
+    assert spared.agreement >= 0.97 and spared.full_share >= plain.full_share
+    assert spared.classifier.card.extra["cascade"]["spare"] == 0.02
+
+
+def test_decision_turns_follow_the_cards_routing_points(policy: Policy) -> None:
+    from triage.cascade import decision_turns
+
+    card = ModelCard("full", ["spam", "fraud"], LEVELS, "default", "1", "x", thresholds={"spam": 0.5, "fraud": 0.45})
+    turns = decision_turns(card, policy)
+    assert turns.keys() == {"spam", "fraud"}
+    np.testing.assert_allclose(turns["spam"], [0.3, 0.5, 0.7])
+    np.testing.assert_allclose(turns["fraud"], [0.25, 0.45, 0.75])
+    card.extra = {"clear_points": {"spam": {"category": "spam", "threshold": 0.02, "max_miss": 0.05, "certified": True,
+                                            "miss_upper_bound": 0.04, "validation_miss": 0.01,
+                                            "cleared_share": 0.6, "positives": 80, "known": 100}},
+                  "operating_points": {"spam": {"category": "spam", "target_precision": 0.9, "threshold": 0.8,
+                                                "expected_precision": 0.92, "precision_lower_bound": 0.9,
+                                                "recall": 0.5, "selected": 10, "positives": 20, "known": 100}}}
+    # With both promises on the card routing turns at the auto-clear and operating points, not min-confidence.
+    assert decision_turns(card, policy) == {"spam": [0.02, 0.5, 0.8], "fraud": [0.45]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,7 +13,16 @@ import pytest
 from serving.schemas import ResultOut
 from triage.errors import DataError, TriageError
 from triage.models.base import Classifier, LoadedModel
-from triage_cli.score import ChunkScorer, _model_files, _state, join_parts, part_name, read_tickets
+from triage_cli.score import (
+    GCS_WAIT_ENV,
+    ChunkScorer,
+    _model_files,
+    _state,
+    join_parts,
+    part_name,
+    read_tickets,
+    start_ray,
+)
 
 
 @pytest.fixture
@@ -65,3 +75,51 @@ def test_parquet_input(tmp_path: Path) -> None:
     pq.write_table(pa.Table.from_pylist([{"body": "hello"}]), path)
     with pytest.raises(DataError, match="no `text` column"):
         read_tickets(path)
+
+
+class FakeRay:
+    """Stands in for the `ray` module's start-up calls: fails the first `failures` inits like a slow GCS does."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures, self.inits, self.shutdowns = failures, [], 0
+        self.started = False
+
+    def is_initialized(self) -> bool:
+        return self.started
+
+    def init(self, **kwargs: object) -> None:
+        self.inits.append(kwargs)
+        if len(self.inits) <= self.failures:
+            raise Exception("The current node timed out during startup.")
+        self.started = True
+
+    def shutdown(self) -> None:
+        self.shutdowns += 1
+
+
+def test_ray_start_retries_a_slow_start_with_a_longer_gcs_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ray
+
+    fake = FakeRay(failures=1)
+    for name in ("init", "shutdown", "is_initialized"):
+        monkeypatch.setattr(ray, name, getattr(fake, name))
+    monkeypatch.delenv(GCS_WAIT_ENV, raising=False)
+    start_ray(None, 2, timeout_s=300, attempts=2)
+    assert fake.started and fake.shutdowns == 1 and len(fake.inits) == 2
+    assert fake.inits[0] == {"include_dashboard": False, "log_to_driver": False, "num_cpus": 2}
+    assert os.environ[GCS_WAIT_ENV] == "300"
+    start_ray(None, 2)  # already running: nothing started again
+    assert len(fake.inits) == 2
+
+
+def test_ray_start_gives_up_with_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ray
+
+    fake = FakeRay(failures=5)
+    for name in ("init", "shutdown", "is_initialized"):
+        monkeypatch.setattr(ray, name, getattr(fake, name))
+    monkeypatch.setenv(GCS_WAIT_ENV, "45")  # an operator's own budget is kept
+    with pytest.raises(TriageError, match="did not start in 2 attempt"):
+        start_ray("ray://head:10001", 2, timeout_s=120, attempts=2)
+    assert fake.inits[0]["address"] == "ray://head:10001" and "num_cpus" not in fake.inits[0]
+    assert os.environ[GCS_WAIT_ENV] == "45" and fake.shutdowns == 2
