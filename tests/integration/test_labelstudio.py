@@ -14,11 +14,12 @@ import yaml
 
 from tests.integration.conftest import LabelStudioServer, RunningApi
 from triage.adapters.labelstudio import LabelStudioBackend
+from triage.decisions.recorder import in_audit_sample
 from triage.review.annotations import result_for
 from triage.review.outbox import Outbox
 from triage.review.service import ReviewService
 from triage.scorer import Scorer
-from triage.settings import LabelStudioSettings
+from triage.settings import DecisionsSettings, LabelStudioSettings
 from triage.taxonomy import default_policy_path, load_policy
 from triage.tickets import Ticket
 
@@ -68,7 +69,10 @@ def test_push_with_predictions_serves_the_least_certain_first(
     tickets = [{"id": f"push-{i}", "text": ex.text, "metadata": {"source": ex.source}}
                for i, ex in enumerate(trained_model["held_out"][:80])]
     body = api.score(tickets)
-    review_ids = {r["id"] for r in body["results"] if r["route"] == "review"}
+    # What reaches the experts: the review tickets and the decision log's random audit sample of auto decisions.
+    audit_rate = DecisionsSettings().audit_rate
+    review_ids = {r["id"] for r in body["results"]
+                  if r["route"] == "review" or in_audit_sample(r["id"], audit_rate)}
     assert len(review_ids) >= 5, "the sample should hold tickets that need review"
     wait_until(lambda: api.review.status()["sent"] == len(review_ids), what="delivery")
     pid = api.review.status()["project_id"]
