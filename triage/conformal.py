@@ -23,7 +23,7 @@ import numpy as np
 from scipy.stats import beta
 
 from triage.calibration import known_pairs, operating_points
-from triage.routing import decide
+from triage.routing import decide, percent
 from triage.taxonomy import Policy
 from triage.tickets import Decision, Scores
 
@@ -223,16 +223,12 @@ def guarded_decision(
 def _unasserted_reason(name: str, p: float, point: OperatingPoint | None, policy: Policy) -> str | None:
     """Why a category the model says yes to cannot be auto-asserted (None when its precision guarantee covers it)."""
     if point is None or point.threshold is None:
-        return (f"{name} ({_pct(p)}) has no operating point meeting its "
-                f"{_pct(policy.category(name).target_precision)} precision target")
+        return (f"{name} ({percent(p)}) has no operating point meeting its "
+                f"{percent(policy.category(name).target_precision)} precision target")
     if p < point.threshold:
-        return (f"{name} at {_pct(p)} is below its {_pct(point.target_precision)}-precision operating "
-                f"point ({_pct(point.threshold)})")
+        return (f"{name} at {percent(p)} is below its {percent(point.target_precision)}-precision operating "
+                f"point ({percent(point.threshold)})")
     return None
-
-
-def _pct(p: float) -> str:
-    return f"{100 * p:.0f}%" if math.isfinite(p) else "n/a"
 
 
 def _fine_pct(p: float) -> str:
@@ -249,12 +245,11 @@ def _fine_pct(p: float) -> str:
 # category's violating tickets that are cleared is its miss rate (1 - recall at the threshold). On validation we take
 # the highest threshold whose one-sided Clopper-Pearson upper bound on the miss rate is at most the policy's
 # `max_auto_clear_miss`. With too few positives no threshold can be certified (with n positives and no miss the bound
-# is 1 - delta^(1/n): 45 positives are needed for 5% at delta 0.1); the strictest point is then used (clear only
-# below the lowest positive score: no validation miss) and the point says it is not certified. Using the point
-# estimate instead (floor(max_miss * n) misses) would clear more than a certified point at a looser target does, so
-# raising max_miss could lower the threshold. Thresholds are rounded down to 6 decimals, the precision of the
-# scores routing sees, so rounding never clears a ticket validation did not. The same rule, on P(severity >= the first
-# always-reviewed level), guards severity.
+# is 1 - delta^(1/n): 45 positives are needed for 5% at delta 0.1); the point then says it is not certified and its
+# threshold is the point estimate (floor(max_miss * n) misses), raised to the model's decision threshold when that is
+# higher (see fit_clear_point), so one outlying positive cannot send every ticket to review. Thresholds are
+# rounded down to 6 decimals, the precision of the scores routing sees, so rounding never clears a ticket validation
+# did not. The same rule, on P(severity >= the first always-reviewed level), guards severity.
 
 SEVERE = "severity>=high"
 
@@ -426,11 +421,11 @@ def assured_decision(
             reason = _unasserted_reason(name, p, points.get(name), policy)
         elif point is None:
             need = policy.category(name).min_confidence
-            reason = (f"unsure about {name}: score {_pct(p)}, needs {_pct(need)} confidence either way"
+            reason = (f"unsure about {name}: score {percent(p)}, needs {percent(need)} confidence either way"
                       if 1.0 - p < need else None)
         elif not point.clears(p):
             reason = (f"{name} at {_fine_pct(p)} is above its auto-clear bound ({_fine_pct(point.threshold)}; at most "
-                      f"{_pct(point.max_miss)} of {name} tickets may skip review)")
+                      f"{percent(point.max_miss)} of {name} tickets may skip review)")
         else:
             reason = None
         if reason:

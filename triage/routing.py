@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from triage.taxonomy import Policy
 from triage.tickets import NO_CATEGORY, Decision, Route, Scores
 
 
-def _pct(p: float) -> str:
-    return f"{100 * p:.0f}%"
+def percent(p: float) -> str:
+    """A score or rate as a whole percentage for a reason string ("n/a" when undefined)."""
+    return f"{100 * p:.0f}%" if math.isfinite(p) else "n/a"
 
 
 def category_confidence(p: float, threshold: float) -> float:
@@ -61,7 +63,7 @@ def decide(scores: Scores, policy: Policy, thresholds: Mapping[str, float] | Non
             uncertain.append((name, p))
     for name, p in sorted(uncertain, key=lambda x: -x[1]):
         need = policy.category(name).min_confidence
-        reasons.append(f"unsure about {name}: score {_pct(p)}, needs {_pct(need)} confidence either way")
+        reasons.append(f"unsure about {name}: score {percent(p)}, needs {percent(need)} confidence either way")
 
     if len(positives) >= 2:
         a, b = positives[0], positives[1]
@@ -69,23 +71,23 @@ def decide(scores: Scores, policy: Policy, thresholds: Mapping[str, float] | Non
         if gap < policy.routing.ambiguity_margin:
             reasons.append(
                 f"{a} and {b} are too close to tell apart "
-                f"({_pct(scores.categories[a])} vs {_pct(scores.categories[b])})"
+                f"({percent(scores.categories[a])} vs {percent(scores.categories[b])})"
             )
 
     for name in positives:
         if policy.category(name).always_review:
-            reasons.append(f"{name} is always reviewed by a person (score {_pct(scores.categories[name])})")
+            reasons.append(f"{name} is always reviewed by a person (score {percent(scores.categories[name])})")
 
     if scores.severity and policy.severity[policy.severity_rank(level)].always_review:
-        reasons.append(f"severity {level} is always reviewed by a person ({_pct(scores.severity[level])})")
+        reasons.append(f"severity {level} is always reviewed by a person ({percent(scores.severity[level])})")
 
     route: Route = "review" if reasons else "auto"
     if route == "auto":
         if category == NO_CATEGORY:
             top = max(scores.categories.items(), key=lambda kv: kv[1], default=(NO_CATEGORY, 0.0))
-            reasons.append(f"confident no violation (highest: {top[0]} {_pct(top[1])})")
+            reasons.append(f"confident no violation (highest: {top[0]} {percent(top[1])})")
         else:
-            reasons.append(f"confident {category} ({_pct(scores.categories[category])}), severity {level}")
+            reasons.append(f"confident {category} ({percent(scores.categories[category])}), severity {level}")
     return Decision(
         category=category,
         severity=level,
