@@ -1036,6 +1036,9 @@ def written_tickets_path() -> Path:
     return example_tickets_path().with_name("written_tickets.jsonl")
 
 
+SHIPPED = "examples"  # the source name of the shipped example and written tickets
+
+
 def load_examples(policy: Policy | None = None) -> list[Example]:
     """The shipped example and written tickets as examples, so a baseline trains without the shared datasets."""
     from triage.data.imports import read_labelled_file
@@ -1043,5 +1046,5 @@ def load_examples(policy: Policy | None = None) -> list[Example]:
     pol = policy or load_policy()
     files = [p for p in (example_tickets_path(), written_tickets_path()) if p.is_file()]
     examples = [ex for path in files for ex in read_labelled_file(path, pol)]
-    return [Example(text=ex.text, labels=ex.labels, severity=ex.severity, source="examples",
+    return [Example(text=ex.text, labels=ex.labels, severity=ex.severity, source=SHIPPED,
                     language=ex.language, weight=ex.weight, meta=ex.meta) for ex in examples]
