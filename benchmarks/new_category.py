@@ -1,7 +1,8 @@
 """The new-category journey: a category starts from 10 seed examples, then learns from rounds of 25 expert labels.
 
-One command: `nice -n 10 .venv/bin/python benchmarks/new_category.py` (`--quick`: 2 seeds, 2 categories)
--> results/new_category.{json,md,png}; about 2 minutes once the embedding cache is filled (results/new_category/).
+One command: `nice -n 10 .venv/bin/python benchmarks/new_category.py` (`--quick`: 2 seeds, 2 categories;
+`--prevalence 0.02`: a rare category, see below) -> results/new_category.{json,md,png}; about 2 minutes once the
+embedding cache is filled (results/new_category/).
 
 Set-up:
 - per category (spam, harassment, hate), the English rows of the shared datasets whose source labels that category
@@ -25,6 +26,13 @@ Set-up:
   between rounds), their ratio guided/random, the area under the learning curve (mean F1 over rounds 0-200), and
   the random labels needed for the mean F1 the guided queue has at 25, 50, 100, 200 labels. "The guided queue needs
   at most half the labels" holds where that ratio is at most 0.5.
+- `--prevalence P` (e.g. 0.02): a new category in a real ticket stream is rare, but the sources are built around
+  theirs (pool prevalence: spam 20%, harassment 11%, hate 19%), so random rounds find positives too. With P, each
+  seed draws its own rare pool: a random share of the pool positives kept so that they make P of the pool, every
+  pool negative kept (`rarefy`); the seed examples come from the kept positives; guided and random rounds of a seed
+  share that pool; the test rows are unchanged, so test F1 stays comparable. "full" stays the head on every label of
+  the natural pool (what the category can reach); the head on every label of the rare pool is reported beside it.
+  -> results/new_category_p<P>.{json,md,png} (the natural run's files stay); no self_harm check.
 - self_harm is measured but not a category of the journey: its positives are 92% one source (reddit_cssrs: long
   suicide-forum threads, words replaced by medical concepts) against mostly short OpenAI prompts as negatives, so
   on its test split "yes iff the text comes from reddit_cssrs" already scores about the full-data F1, and the head
@@ -34,6 +42,7 @@ Set-up:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import logging
@@ -124,6 +133,21 @@ def build_tasks(categories: tuple[str, ...], pool_size: int, test_size: int, cac
         tasks.append(Task(c, xp, np.array([ex.labels[c] for ex in pool]), xt,
                           np.array([ex.labels[c] for ex in test])))
     return tasks
+
+
+def rarefy(task: Task, prevalence: float, rng: np.random.Generator) -> Task:
+    """The task with a random share of its pool positives kept so that the pool's prevalence is `prevalence`:
+    every pool negative and every test row stay. ValueError when the pool has too few positives for it."""
+    if not 0.0 < prevalence < 1.0:
+        raise ValueError(f"prevalence must be in (0, 1), got {prevalence}")
+    positives, negatives = np.flatnonzero(task.y_pool == 1), np.flatnonzero(task.y_pool == 0)
+    wanted = round(prevalence * len(negatives) / (1.0 - prevalence))
+    if wanted > len(positives):
+        raise ValueError(f"{task.category}: a pool prevalence of {prevalence} needs {wanted} positives beside its "
+                         f"{len(negatives)} negatives, the pool has {len(positives)} "
+                         f"(natural prevalence {len(positives) / len(task.y_pool):.3f})")
+    keep = np.sort(np.concatenate([negatives, rng.choice(positives, size=wanted, replace=False)]))
+    return dataclasses.replace(task, x_pool=task.x_pool[keep], y_pool=task.y_pool[keep])
 
 
 def f1(y: np.ndarray, predicted: np.ndarray) -> float:
@@ -247,6 +271,38 @@ def self_harm_check(cache: Path, shipped: list, shipped_x: np.ndarray, backgroun
     }
 
 
+def run_category(task: Task, background: np.ndarray, args: argparse.Namespace, seeds: int) -> dict[str, object]:
+    """Both queues' journeys over `seeds` seeds, the full-data reference and the comparison, for one category.
+
+    With `args.prevalence`, each seed draws its own rare pool (rarefy); guided and random rounds of a seed share it.
+    The reference stays the head on every label of the natural pool: what the category can reach.
+    """
+    full = fit_light_head(task.category, task.x_pool, task.y_pool, folds=0, background=background)
+    full_f1 = f1(task.y_test, (full.predict_proba(task.x_test) >= full.threshold).astype(int))
+    curves: dict[str, list[dict[int, float]]] = {"guided": [], "random": []}
+    rare_full = []
+    for s in range(seeds):
+        pool = task if args.prevalence is None else rarefy(task, args.prevalence, np.random.default_rng(10_000 + s))
+        if args.prevalence is not None:
+            head = fit_light_head(task.category, pool.x_pool, pool.y_pool, folds=0, background=background)
+            rare_full.append(f1(task.y_test, (head.predict_proba(task.x_test) >= head.threshold).astype(int)))
+        for strategy, runs in curves.items():
+            runs.append(journey(pool, background, s, strategy, args.budget, args.round_size, args.n_seed_examples,
+                                args.explore, args.weight))
+    prevalence = float(task.y_test.mean())
+    return {
+        "pool": len(pool.y_pool), "pool_positives": int(pool.y_pool.sum()), "natural_pool": len(task.y_pool),
+        "natural_pool_positives": int(task.y_pool.sum()), "test": len(task.y_test),
+        "test_positives": int(task.y_test.sum()), "full_f1": full_f1,
+        "full_f1_rare_pool": None if not rare_full else {"mean": float(np.mean(rare_full)),
+                                                          "std": float(np.std(rare_full))},
+        "always_no_f1": 0.0, "always_yes_f1": 2 * prevalence / (1 + prevalence),
+        "mean": {k: {n: float(np.mean([c[n] for c in v])) for n in v[0]} for k, v in curves.items()},
+        "std": {k: {n: float(np.std([c[n] for c in v])) for n in v[0]} for k, v in curves.items()},
+        "curves": curves, **compare(curves, full_f1, args.budget, max(REPORT_AT)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 seeds, first 2 categories")
@@ -261,6 +317,9 @@ def main() -> None:
                         help="the queue's audit share: each ticket goes first at random with this probability")
     parser.add_argument("--weight", type=float, default=0.5, help="example_guided weight of the score vs uncertainty")
     parser.add_argument("--prepare", action="store_true", help="fill the embedding cache and stop")
+    parser.add_argument("--prevalence", type=float, default=None,
+                        help="subsample each category's pool positives to this pool prevalence (e.g. 0.02); "
+                             "default: the sources' natural rate. Writes results/new_category_p<P>.*")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     cats = CATEGORIES[:2] if args.quick else CATEGORIES
@@ -276,32 +335,15 @@ def main() -> None:
     if args.prepare:
         return
     results: dict[str, dict] = {}
-    upto = max(REPORT_AT)
     for task in tasks:
         background = shipped_x[[ex.labels.get(task.category, 0) != 1 for ex in shipped]]
-        full = fit_light_head(task.category, task.x_pool, task.y_pool, folds=0, background=background)
-        full_f1 = f1(task.y_test, (full.predict_proba(task.x_test) >= full.threshold).astype(int))
-        prevalence = float(task.y_test.mean())
-        curves: dict[str, list[dict[int, float]]] = {"guided": [], "random": []}
-        for strategy in curves:
-            for s in range(seeds):
-                curves[strategy].append(journey(task, background, s, strategy, args.budget, args.round_size,
-                                                args.n_seed_examples, args.explore, args.weight))
-        mean = {k: {n: float(np.mean([c[n] for c in v])) for n in v[0]} for k, v in curves.items()}
-        std = {k: {n: float(np.std([c[n] for c in v])) for n in v[0]} for k, v in curves.items()}
-        results[task.category] = {
-            "pool": len(task.y_pool), "pool_positives": int(task.y_pool.sum()), "test": len(task.y_test),
-            "test_positives": int(task.y_test.sum()), "full_f1": full_f1,
-            "always_no_f1": 0.0, "always_yes_f1": 2 * prevalence / (1 + prevalence),
-            "mean": mean, "std": std, "curves": curves, **compare(curves, full_f1, args.budget, upto),
-        }
-        r = results[task.category]
+        results[task.category] = r = run_category(task, background, args, seeds)
         log.info("%s: full %.3f | guided %s | random %s | labels to 90%%: guided %.0f, random %.0f", task.category,
-                 full_f1, {n: round(mean["guided"][n], 3) for n in REPORT_AT},
-                 {n: round(mean["random"][n], 3) for n in REPORT_AT},
+                 r["full_f1"], {n: round(r["mean"]["guided"][n], 3) for n in REPORT_AT},
+                 {n: round(r["mean"]["random"][n], 3) for n in REPORT_AT},
                  r["labels_to_90pct"]["guided"]["mean"], r["labels_to_90pct"]["random"]["mean"])
     check = None
-    if not args.quick:
+    if not args.quick and args.prevalence is None:  # self_harm's check does not depend on the pool's prevalence
         check = self_harm_check(cache, shipped, shipped_x,
                                 shipped_x[[ex.labels.get("self_harm", 0) != 1 for ex in shipped]])
         log.info("self_harm: %s", check)
@@ -316,19 +358,24 @@ def _labels(d: dict) -> str:
 
 def write_outputs(results: dict[str, dict], check: dict | None, args: argparse.Namespace, seeds: int,
                   elapsed: float) -> None:
-    """results/new_category.json, .md (tables) and .png (curves)."""
+    """results/new_category.json, .md (tables) and .png (curves); new_category_p<P>.* with --prevalence P."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "new_category.json").write_text(json.dumps(
-        {"seeds": seeds, "round_size": args.round_size, "seed_examples": args.n_seed_examples, "budget": args.budget,
+    stem = "new_category" if args.prevalence is None else f"new_category_p{args.prevalence:g}"
+    (args.out / f"{stem}.json").write_text(json.dumps(
+        {"seeds": seeds, "pool_prevalence": args.prevalence or "natural", "round_size": args.round_size,
+         "seed_examples": args.n_seed_examples, "budget": args.budget,
          "explore": args.explore, "weight": args.weight, "elapsed_s": elapsed, "categories": results,
          "self_harm_check": check}, indent=2, default=str))
+    setting = ("natural pool prevalence" if args.prevalence is None else
+               f"pool positives subsampled to a prevalence of {args.prevalence:g}, drawn per seed; 'full' is the head "
+               "on every label of the natural pool")
     lines = [f"# New-category journey ({seeds} seeds, {args.n_seed_examples} seed examples, rounds of "
-             f"{args.round_size} labels, queue audit share {args.explore}; {elapsed:.0f}s)", "",
+             f"{args.round_size} labels, queue audit share {args.explore}; {setting}; {elapsed:.0f}s)", "",
              "| category | pool (pos) | test (pos) | queue | " + " | ".join(f"F1 @{n}" for n in REPORT_AT)
              + " | full-data F1 | always-yes F1 |",
              "|---|---|---|---|" + "---|" * len(REPORT_AT) + "---|---|"]
@@ -337,6 +384,10 @@ def write_outputs(results: dict[str, dict], check: dict | None, args: argparse.N
             cells = " | ".join(f"{r['mean'][k][n]:.3f} ± {r['std'][k][n]:.3f}" for n in REPORT_AT)
             lines.append(f"| {c} | {r['pool']} ({r['pool_positives']}) | {r['test']} ({r['test_positives']}) | {k} "
                          f"| {cells} | {r['full_f1']:.3f} | {r['always_yes_f1']:.3f} |")
+    rare = {c: r["full_f1_rare_pool"] for c, r in results.items() if r["full_f1_rare_pool"] is not None}
+    if rare:
+        lines += ["", "The head on every label of the rare pool (what the rare pool itself could teach), test F1: "
+                  + ", ".join(f"{c} {d['mean']:.3f} ± {d['std']:.3f}" for c, d in rare.items()) + "."]
     lines += ["", "Labels needed (mean ± sd over seeds, interpolated between rounds; `>`: a seed never got there "
               f"within {args.budget}, counted as {args.budget}) and area under the learning curve (mean F1 over the "
               f"rounds 0-{max(REPORT_AT)}):", "",
@@ -372,7 +423,7 @@ def write_outputs(results: dict[str, dict], check: dict | None, args: argparse.N
                   f"{team['positives']} self-harm) that head has F1 {team['full_f1']:.3f} (always-yes "
                   f"{team['always_yes_f1']:.3f})."]
     lines += ["", __doc__ or ""]
-    (args.out / "new_category.md").write_text("\n".join(lines) + "\n")
+    (args.out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), squeeze=False)
     for ax, (c, r) in zip(axes[0], results.items(), strict=True):
         for k, style in (("guided", "-o"), ("random", "--s")):
@@ -389,8 +440,8 @@ def write_outputs(results: dict[str, dict], check: dict | None, args: argparse.N
         ax.set_ylabel("test F1")
         ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(args.out / "new_category.png", dpi=120)
-    log.info("wrote %s", args.out / "new_category.md")
+    fig.savefig(args.out / f"{stem}.png", dpi=120)
+    log.info("wrote %s", args.out / f"{stem}.md")
     print("\n".join(lines[:lines.index("") + 2 * len(results) + 3]))
 
 
