@@ -27,7 +27,7 @@ Set-up:
   the random labels needed for the mean F1 the guided queue has at 25, 50, 100, 200 labels. "The guided queue needs
   at most half the labels" holds where that ratio is at most 0.5.
 - `--prevalence P` (e.g. 0.02): a new category in a real ticket stream is rare, but the sources are built around
-  theirs (pool prevalence: spam 20%, harassment 11%, hate 19%), so random rounds find positives too. With P, each
+  theirs (pool prevalence: spam 17%, harassment 12%, hate 23%), so random rounds find positives too. With P, each
   seed draws its own rare pool: a random share of the pool positives kept so that they make P of the pool, every
   pool negative kept (`rarefy`); the seed examples come from the kept positives; guided and random rounds of a seed
   share that pool; the test rows are unchanged, so test F1 stays comparable. "full" stays the head on every label of
