@@ -33,6 +33,9 @@ Set-up:
   share that pool; the test rows are unchanged, so test F1 stays comparable. "full" stays the head on every label of
   the natural pool (what the category can reach); the head on every label of the rare pool is reported beside it.
   -> results/new_category_p<P>.{json,md,png} (the natural run's files stay); no self_harm check.
+- `--diverse N`: each guided round is spread by k-center over the queue's first N x 25 rows (triage.selection.Diverse)
+  -> results/new_category[_p<P>]_diverseN.*. The review queue scores tickets one at a time as they arrive, with no
+  round to spread, so this measures what a batch step would buy, not the queue's order.
 - self_harm is measured but not a category of the journey: its positives are 92% one source (reddit_cssrs: long
   suicide-forum threads, words replaced by medical concepts) against mostly short OpenAI prompts as negatives, so
   on its test split "yes iff the text comes from reddit_cssrs" already scores about the full-data F1, and the head
@@ -61,7 +64,7 @@ if str(ROOT) not in sys.path:
 from triage.data.sources import load_all, load_examples  # noqa: E402
 from triage.data.splits import split_of, text_key  # noqa: E402
 from triage.models.examples import fit_examples_head, fit_light_head  # noqa: E402
-from triage.selection import EXPLORE, ExampleGuided  # noqa: E402
+from triage.selection import EXPLORE, Diverse, ExampleGuided, Strategy  # noqa: E402
 from triage.settings import get_settings  # noqa: E402
 from triage.taxonomy import NewCategories  # noqa: E402
 
@@ -158,11 +161,13 @@ def f1(y: np.ndarray, predicted: np.ndarray) -> float:
 
 
 def journey(task: Task, background: np.ndarray, seed: int, strategy: str, budget: int, round_size: int,
-            n_seeds: int, explore: float = EXPLORE, weight: float = 0.5) -> dict[int, float]:
+            n_seeds: int, explore: float = EXPLORE, weight: float = 0.5, diverse: int = 0) -> dict[int, float]:
     """F1 on the test rows after 0, round_size, 2 * round_size, ... labels.
 
     "guided" rounds are the review queue's order: triage.selection.ExampleGuided (as get_strategy builds it for a
     seeded policy) on the current head's probabilities, its first `round_size` rows; "random" rounds are uniform.
+    `diverse` > 0: a guided round is instead spread by k-center over the queue's first `diverse * round_size`
+    (triage.selection.Diverse), a batch step the review queue itself does not take.
     """
     rng = np.random.default_rng(seed)
     positives = np.flatnonzero(task.y_pool == 1)
@@ -177,9 +182,11 @@ def journey(task: Task, background: np.ndarray, seed: int, strategy: str, budget
         if strategy == "random":
             pick = rng.choice(available, size=round_size, replace=False)
         else:
-            queue = ExampleGuided(columns=(0,), thresholds=(threshold,), weight=weight, explore=explore)
+            queue: Strategy = ExampleGuided(columns=(0,), thresholds=(threshold,), weight=weight, explore=explore)
+            if diverse:
+                queue = Diverse(queue, candidates=diverse)
             p = predict(task.x_pool[available])[:, None]
-            pick = available[queue.select(p, np.zeros((len(p), 1)), round_size, rng=rng)]
+            pick = available[queue.select(p, np.zeros((len(p), 1)), round_size, task.x_pool[available], rng)]
         labelled = np.concatenate([labelled, pick])
         available = np.setdiff1d(available, pick)
         x = np.concatenate([task.x_pool[seeds], task.x_pool[labelled]])
@@ -288,7 +295,7 @@ def run_category(task: Task, background: np.ndarray, args: argparse.Namespace, s
             rare_full.append(f1(task.y_test, (head.predict_proba(task.x_test) >= head.threshold).astype(int)))
         for strategy, runs in curves.items():
             runs.append(journey(pool, background, s, strategy, args.budget, args.round_size, args.n_seed_examples,
-                                args.explore, args.weight))
+                                args.explore, args.weight, args.diverse))
     prevalence = float(task.y_test.mean())
     return {
         "pool": len(pool.y_pool), "pool_positives": int(pool.y_pool.sum()), "natural_pool": len(task.y_pool),
@@ -317,6 +324,9 @@ def main() -> None:
                         help="the queue's audit share: each ticket goes first at random with this probability")
     parser.add_argument("--weight", type=float, default=0.5, help="example_guided weight of the score vs uncertainty")
     parser.add_argument("--prepare", action="store_true", help="fill the embedding cache and stop")
+    parser.add_argument("--diverse", type=int, default=0,
+                        help="spread each guided round by k-center over the queue's first N x round-size rows "
+                             "(a batch step the review queue does not take); writes results/new_category*_diverseN.*")
     parser.add_argument("--prevalence", type=float, default=None,
                         help="subsample each category's pool positives to this pool prevalence (e.g. 0.02); "
                              "default: the sources' natural rate. Writes results/new_category_p<P>.*")
@@ -351,6 +361,12 @@ def main() -> None:
     write_outputs(results, check, args, seeds, elapsed)
 
 
+def output_stem(prevalence: float | None, diverse: int) -> str:
+    """Result file name: new_category, new_category_p0.02, new_category_diverse4, new_category_p0.02_diverse4."""
+    return ("new_category" + ("" if prevalence is None else f"_p{prevalence:g}")
+            + (f"_diverse{diverse}" if diverse else ""))
+
+
 def _labels(d: dict) -> str:
     """'mean ± sd' of labels needed over seeds, '>' when some seed never got there within the budget."""
     return f"{'>' if d['censored'] else ''}{d['mean']:.0f} ± {d['std']:.0f}"
@@ -365,15 +381,18 @@ def write_outputs(results: dict[str, dict], check: dict | None, args: argparse.N
     import matplotlib.pyplot as plt
 
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = "new_category" if args.prevalence is None else f"new_category_p{args.prevalence:g}"
+    stem = output_stem(args.prevalence, args.diverse)
     (args.out / f"{stem}.json").write_text(json.dumps(
-        {"seeds": seeds, "pool_prevalence": args.prevalence or "natural", "round_size": args.round_size,
+        {"seeds": seeds, "pool_prevalence": args.prevalence or "natural", "diverse": args.diverse,
+         "round_size": args.round_size,
          "seed_examples": args.n_seed_examples, "budget": args.budget,
          "explore": args.explore, "weight": args.weight, "elapsed_s": elapsed, "categories": results,
          "self_harm_check": check}, indent=2, default=str))
     setting = ("natural pool prevalence" if args.prevalence is None else
                f"pool positives subsampled to a prevalence of {args.prevalence:g}, drawn per seed; 'full' is the head "
                "on every label of the natural pool")
+    if args.diverse:
+        setting += f"; guided rounds spread by k-center over the queue's first {args.diverse} x {args.round_size}"
     lines = [f"# New-category journey ({seeds} seeds, {args.n_seed_examples} seed examples, rounds of "
              f"{args.round_size} labels, queue audit share {args.explore}; {setting}; {elapsed:.0f}s)", "",
              "| category | pool (pos) | test (pos) | queue | " + " | ".join(f"F1 @{n}" for n in REPORT_AT)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.new_category import Task, compare, labels_to_reach, rarefy
+from benchmarks.new_category import Task, compare, labels_to_reach, output_stem, rarefy
 
 
 def test_labels_to_reach_interpolates_between_rounds_and_says_never() -> None:
@@ -66,3 +66,10 @@ def test_rarefy_says_when_the_pool_has_too_few_positives_for_the_prevalence() ->
         rarefy(task, 0.2, np.random.default_rng(0))
     with pytest.raises(ValueError, match="prevalence must be in"):
         rarefy(task, 0.0, np.random.default_rng(0))
+
+
+def test_each_setting_writes_its_own_result_files() -> None:
+    assert output_stem(None, 0) == "new_category"  # the natural run's files stay where they were
+    assert output_stem(0.02, 0) == "new_category_p0.02"
+    assert output_stem(0.05, 4) == "new_category_p0.05_diverse4"
+    assert output_stem(None, 4) == "new_category_diverse4"
