@@ -1,7 +1,8 @@
 """The new-category journey: a category starts from 10 seed examples, then learns from rounds of 25 expert labels.
 
-One command: `nice -n 10 .venv/bin/python benchmarks/new_category.py` (`--quick`: 2 seeds, 2 categories)
--> results/new_category.{json,md,png}; about 2 minutes once the embedding cache is filled (results/new_category/).
+One command: `nice -n 10 .venv/bin/python benchmarks/new_category.py` (`--quick`: 2 seeds, 2 categories;
+`--prevalence 0.02`: a rare category, see below) -> results/new_category.{json,md,png}; about 2 minutes once the
+embedding cache is filled (results/new_category/).
 
 Set-up:
 - per category (spam, harassment, hate), the English rows of the shared datasets whose source labels that category
@@ -25,6 +26,16 @@ Set-up:
   between rounds), their ratio guided/random, the area under the learning curve (mean F1 over rounds 0-200), and
   the random labels needed for the mean F1 the guided queue has at 25, 50, 100, 200 labels. "The guided queue needs
   at most half the labels" holds where that ratio is at most 0.5.
+- `--prevalence P` (e.g. 0.02): a new category in a real ticket stream is rare, but the sources are built around
+  theirs (pool prevalence: spam 17%, harassment 12%, hate 23%), so random rounds find positives too. With P, each
+  seed draws its own rare pool: a random share of the pool positives kept so that they make P of the pool, every
+  pool negative kept (`rarefy`); the seed examples come from the kept positives; guided and random rounds of a seed
+  share that pool; the test rows are unchanged, so test F1 stays comparable. "full" stays the head on every label of
+  the natural pool (what the category can reach); the head on every label of the rare pool is reported beside it.
+  -> results/new_category_p<P>.{json,md,png} (the natural run's files stay); no self_harm check.
+- `--diverse N`: each guided round is spread by k-center over the queue's first N x 25 rows (triage.selection.Diverse)
+  -> results/new_category[_p<P>]_diverseN.*. The review queue scores tickets one at a time as they arrive, with no
+  round to spread, so this measures what a batch step would buy, not the queue's order.
 - self_harm is measured but not a category of the journey: its positives are 92% one source (reddit_cssrs: long
   suicide-forum threads, words replaced by medical concepts) against mostly short OpenAI prompts as negatives, so
   on its test split "yes iff the text comes from reddit_cssrs" already scores about the full-data F1, and the head
@@ -34,6 +45,7 @@ Set-up:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import logging
@@ -52,7 +64,7 @@ if str(ROOT) not in sys.path:
 from triage.data.sources import load_all, load_examples  # noqa: E402
 from triage.data.splits import split_of, text_key  # noqa: E402
 from triage.models.examples import fit_examples_head, fit_light_head  # noqa: E402
-from triage.selection import EXPLORE, ExampleGuided  # noqa: E402
+from triage.selection import EXPLORE, Diverse, ExampleGuided, Strategy  # noqa: E402
 from triage.settings import get_settings  # noqa: E402
 from triage.taxonomy import NewCategories  # noqa: E402
 
@@ -126,6 +138,21 @@ def build_tasks(categories: tuple[str, ...], pool_size: int, test_size: int, cac
     return tasks
 
 
+def rarefy(task: Task, prevalence: float, rng: np.random.Generator) -> Task:
+    """The task with a random share of its pool positives kept so that the pool's prevalence is `prevalence`:
+    every pool negative and every test row stay. ValueError when the pool has too few positives for it."""
+    if not 0.0 < prevalence < 1.0:
+        raise ValueError(f"prevalence must be in (0, 1), got {prevalence}")
+    positives, negatives = np.flatnonzero(task.y_pool == 1), np.flatnonzero(task.y_pool == 0)
+    wanted = round(prevalence * len(negatives) / (1.0 - prevalence))
+    if wanted > len(positives):
+        raise ValueError(f"{task.category}: a pool prevalence of {prevalence} needs {wanted} positives beside its "
+                         f"{len(negatives)} negatives, the pool has {len(positives)} "
+                         f"(natural prevalence {len(positives) / len(task.y_pool):.3f})")
+    keep = np.sort(np.concatenate([negatives, rng.choice(positives, size=wanted, replace=False)]))
+    return dataclasses.replace(task, x_pool=task.x_pool[keep], y_pool=task.y_pool[keep])
+
+
 def f1(y: np.ndarray, predicted: np.ndarray) -> float:
     """Binary F1 of 0/1 arrays (0 when nothing is predicted or present)."""
     tp = float(((predicted == 1) & (y == 1)).sum())
@@ -134,11 +161,13 @@ def f1(y: np.ndarray, predicted: np.ndarray) -> float:
 
 
 def journey(task: Task, background: np.ndarray, seed: int, strategy: str, budget: int, round_size: int,
-            n_seeds: int, explore: float = EXPLORE, weight: float = 0.5) -> dict[int, float]:
+            n_seeds: int, explore: float = EXPLORE, weight: float = 0.5, diverse: int = 0) -> dict[int, float]:
     """F1 on the test rows after 0, round_size, 2 * round_size, ... labels.
 
     "guided" rounds are the review queue's order: triage.selection.ExampleGuided (as get_strategy builds it for a
     seeded policy) on the current head's probabilities, its first `round_size` rows; "random" rounds are uniform.
+    `diverse` > 0: a guided round is instead spread by k-center over the queue's first `diverse * round_size`
+    (triage.selection.Diverse), a batch step the review queue itself does not take.
     """
     rng = np.random.default_rng(seed)
     positives = np.flatnonzero(task.y_pool == 1)
@@ -153,9 +182,11 @@ def journey(task: Task, background: np.ndarray, seed: int, strategy: str, budget
         if strategy == "random":
             pick = rng.choice(available, size=round_size, replace=False)
         else:
-            queue = ExampleGuided(columns=(0,), thresholds=(threshold,), weight=weight, explore=explore)
+            queue: Strategy = ExampleGuided(columns=(0,), thresholds=(threshold,), weight=weight, explore=explore)
+            if diverse:
+                queue = Diverse(queue, candidates=diverse)
             p = predict(task.x_pool[available])[:, None]
-            pick = available[queue.select(p, np.zeros((len(p), 1)), round_size, rng=rng)]
+            pick = available[queue.select(p, np.zeros((len(p), 1)), round_size, task.x_pool[available], rng)]
         labelled = np.concatenate([labelled, pick])
         available = np.setdiff1d(available, pick)
         x = np.concatenate([task.x_pool[seeds], task.x_pool[labelled]])
@@ -247,6 +278,38 @@ def self_harm_check(cache: Path, shipped: list, shipped_x: np.ndarray, backgroun
     }
 
 
+def run_category(task: Task, background: np.ndarray, args: argparse.Namespace, seeds: int) -> dict[str, object]:
+    """Both queues' journeys over `seeds` seeds, the full-data reference and the comparison, for one category.
+
+    With `args.prevalence`, each seed draws its own rare pool (rarefy); guided and random rounds of a seed share it.
+    The reference stays the head on every label of the natural pool: what the category can reach.
+    """
+    full = fit_light_head(task.category, task.x_pool, task.y_pool, folds=0, background=background)
+    full_f1 = f1(task.y_test, (full.predict_proba(task.x_test) >= full.threshold).astype(int))
+    curves: dict[str, list[dict[int, float]]] = {"guided": [], "random": []}
+    rare_full = []
+    for s in range(seeds):
+        pool = task if args.prevalence is None else rarefy(task, args.prevalence, np.random.default_rng(10_000 + s))
+        if args.prevalence is not None:
+            head = fit_light_head(task.category, pool.x_pool, pool.y_pool, folds=0, background=background)
+            rare_full.append(f1(task.y_test, (head.predict_proba(task.x_test) >= head.threshold).astype(int)))
+        for strategy, runs in curves.items():
+            runs.append(journey(pool, background, s, strategy, args.budget, args.round_size, args.n_seed_examples,
+                                args.explore, args.weight, args.diverse))
+    prevalence = float(task.y_test.mean())
+    return {
+        "pool": len(pool.y_pool), "pool_positives": int(pool.y_pool.sum()), "natural_pool": len(task.y_pool),
+        "natural_pool_positives": int(task.y_pool.sum()), "test": len(task.y_test),
+        "test_positives": int(task.y_test.sum()), "full_f1": full_f1,
+        "full_f1_rare_pool": None if not rare_full else {"mean": float(np.mean(rare_full)),
+                                                          "std": float(np.std(rare_full))},
+        "always_no_f1": 0.0, "always_yes_f1": 2 * prevalence / (1 + prevalence),
+        "mean": {k: {n: float(np.mean([c[n] for c in v])) for n in v[0]} for k, v in curves.items()},
+        "std": {k: {n: float(np.std([c[n] for c in v])) for n in v[0]} for k, v in curves.items()},
+        "curves": curves, **compare(curves, full_f1, args.budget, max(REPORT_AT)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 seeds, first 2 categories")
@@ -261,6 +324,12 @@ def main() -> None:
                         help="the queue's audit share: each ticket goes first at random with this probability")
     parser.add_argument("--weight", type=float, default=0.5, help="example_guided weight of the score vs uncertainty")
     parser.add_argument("--prepare", action="store_true", help="fill the embedding cache and stop")
+    parser.add_argument("--diverse", type=int, default=0,
+                        help="spread each guided round by k-center over the queue's first N x round-size rows "
+                             "(a batch step the review queue does not take); writes results/new_category*_diverseN.*")
+    parser.add_argument("--prevalence", type=float, default=None,
+                        help="subsample each category's pool positives to this pool prevalence (e.g. 0.02); "
+                             "default: the sources' natural rate. Writes results/new_category_p<P>.*")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     cats = CATEGORIES[:2] if args.quick else CATEGORIES
@@ -276,37 +345,26 @@ def main() -> None:
     if args.prepare:
         return
     results: dict[str, dict] = {}
-    upto = max(REPORT_AT)
     for task in tasks:
         background = shipped_x[[ex.labels.get(task.category, 0) != 1 for ex in shipped]]
-        full = fit_light_head(task.category, task.x_pool, task.y_pool, folds=0, background=background)
-        full_f1 = f1(task.y_test, (full.predict_proba(task.x_test) >= full.threshold).astype(int))
-        prevalence = float(task.y_test.mean())
-        curves: dict[str, list[dict[int, float]]] = {"guided": [], "random": []}
-        for strategy in curves:
-            for s in range(seeds):
-                curves[strategy].append(journey(task, background, s, strategy, args.budget, args.round_size,
-                                                args.n_seed_examples, args.explore, args.weight))
-        mean = {k: {n: float(np.mean([c[n] for c in v])) for n in v[0]} for k, v in curves.items()}
-        std = {k: {n: float(np.std([c[n] for c in v])) for n in v[0]} for k, v in curves.items()}
-        results[task.category] = {
-            "pool": len(task.y_pool), "pool_positives": int(task.y_pool.sum()), "test": len(task.y_test),
-            "test_positives": int(task.y_test.sum()), "full_f1": full_f1,
-            "always_no_f1": 0.0, "always_yes_f1": 2 * prevalence / (1 + prevalence),
-            "mean": mean, "std": std, "curves": curves, **compare(curves, full_f1, args.budget, upto),
-        }
-        r = results[task.category]
+        results[task.category] = r = run_category(task, background, args, seeds)
         log.info("%s: full %.3f | guided %s | random %s | labels to 90%%: guided %.0f, random %.0f", task.category,
-                 full_f1, {n: round(mean["guided"][n], 3) for n in REPORT_AT},
-                 {n: round(mean["random"][n], 3) for n in REPORT_AT},
+                 r["full_f1"], {n: round(r["mean"]["guided"][n], 3) for n in REPORT_AT},
+                 {n: round(r["mean"]["random"][n], 3) for n in REPORT_AT},
                  r["labels_to_90pct"]["guided"]["mean"], r["labels_to_90pct"]["random"]["mean"])
     check = None
-    if not args.quick:
+    if not args.quick and args.prevalence is None:  # self_harm's check does not depend on the pool's prevalence
         check = self_harm_check(cache, shipped, shipped_x,
                                 shipped_x[[ex.labels.get("self_harm", 0) != 1 for ex in shipped]])
         log.info("self_harm: %s", check)
     elapsed = time.perf_counter() - started
     write_outputs(results, check, args, seeds, elapsed)
+
+
+def output_stem(prevalence: float | None, diverse: int) -> str:
+    """Result file name: new_category, new_category_p0.02, new_category_diverse4, new_category_p0.02_diverse4."""
+    return ("new_category" + ("" if prevalence is None else f"_p{prevalence:g}")
+            + (f"_diverse{diverse}" if diverse else ""))
 
 
 def _labels(d: dict) -> str:
@@ -316,19 +374,27 @@ def _labels(d: dict) -> str:
 
 def write_outputs(results: dict[str, dict], check: dict | None, args: argparse.Namespace, seeds: int,
                   elapsed: float) -> None:
-    """results/new_category.json, .md (tables) and .png (curves)."""
+    """results/new_category.json, .md (tables) and .png (curves); new_category_p<P>.* with --prevalence P."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "new_category.json").write_text(json.dumps(
-        {"seeds": seeds, "round_size": args.round_size, "seed_examples": args.n_seed_examples, "budget": args.budget,
+    stem = output_stem(args.prevalence, args.diverse)
+    (args.out / f"{stem}.json").write_text(json.dumps(
+        {"seeds": seeds, "pool_prevalence": args.prevalence or "natural", "diverse": args.diverse,
+         "round_size": args.round_size,
+         "seed_examples": args.n_seed_examples, "budget": args.budget,
          "explore": args.explore, "weight": args.weight, "elapsed_s": elapsed, "categories": results,
          "self_harm_check": check}, indent=2, default=str))
+    setting = ("natural pool prevalence" if args.prevalence is None else
+               f"pool positives subsampled to a prevalence of {args.prevalence:g}, drawn per seed; 'full' is the head "
+               "on every label of the natural pool")
+    if args.diverse:
+        setting += f"; guided rounds spread by k-center over the queue's first {args.diverse} x {args.round_size}"
     lines = [f"# New-category journey ({seeds} seeds, {args.n_seed_examples} seed examples, rounds of "
-             f"{args.round_size} labels, queue audit share {args.explore}; {elapsed:.0f}s)", "",
+             f"{args.round_size} labels, queue audit share {args.explore}; {setting}; {elapsed:.0f}s)", "",
              "| category | pool (pos) | test (pos) | queue | " + " | ".join(f"F1 @{n}" for n in REPORT_AT)
              + " | full-data F1 | always-yes F1 |",
              "|---|---|---|---|" + "---|" * len(REPORT_AT) + "---|---|"]
@@ -337,6 +403,10 @@ def write_outputs(results: dict[str, dict], check: dict | None, args: argparse.N
             cells = " | ".join(f"{r['mean'][k][n]:.3f} ± {r['std'][k][n]:.3f}" for n in REPORT_AT)
             lines.append(f"| {c} | {r['pool']} ({r['pool_positives']}) | {r['test']} ({r['test_positives']}) | {k} "
                          f"| {cells} | {r['full_f1']:.3f} | {r['always_yes_f1']:.3f} |")
+    rare = {c: r["full_f1_rare_pool"] for c, r in results.items() if r["full_f1_rare_pool"] is not None}
+    if rare:
+        lines += ["", "The head on every label of the rare pool (what the rare pool itself could teach), test F1: "
+                  + ", ".join(f"{c} {d['mean']:.3f} ± {d['std']:.3f}" for c, d in rare.items()) + "."]
     lines += ["", "Labels needed (mean ± sd over seeds, interpolated between rounds; `>`: a seed never got there "
               f"within {args.budget}, counted as {args.budget}) and area under the learning curve (mean F1 over the "
               f"rounds 0-{max(REPORT_AT)}):", "",
@@ -372,7 +442,7 @@ def write_outputs(results: dict[str, dict], check: dict | None, args: argparse.N
                   f"{team['positives']} self-harm) that head has F1 {team['full_f1']:.3f} (always-yes "
                   f"{team['always_yes_f1']:.3f})."]
     lines += ["", __doc__ or ""]
-    (args.out / "new_category.md").write_text("\n".join(lines) + "\n")
+    (args.out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), squeeze=False)
     for ax, (c, r) in zip(axes[0], results.items(), strict=True):
         for k, style in (("guided", "-o"), ("random", "--s")):
@@ -389,8 +459,8 @@ def write_outputs(results: dict[str, dict], check: dict | None, args: argparse.N
         ax.set_ylabel("test F1")
         ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(args.out / "new_category.png", dpi=120)
-    log.info("wrote %s", args.out / "new_category.md")
+    fig.savefig(args.out / f"{stem}.png", dpi=120)
+    log.info("wrote %s", args.out / f"{stem}.md")
     print("\n".join(lines[:lines.index("") + 2 * len(results) + 3]))
 
 

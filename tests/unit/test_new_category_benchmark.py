@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
-from benchmarks.new_category import compare, labels_to_reach
+from benchmarks.new_category import Task, compare, labels_to_reach, output_stem, rarefy
 
 
 def test_labels_to_reach_interpolates_between_rounds_and_says_never() -> None:
@@ -30,3 +33,43 @@ def test_compare_reports_the_guided_over_random_ratio_and_censored_seeds() -> No
     assert matched[25]["random_labels"] == pytest.approx(45.0)
     assert matched[25]["guided_over_random"] == pytest.approx(25.0 / 45.0)
     assert set(matched) == {25, 50}  # only the rounds the curves have
+
+
+def _task(y_pool: np.ndarray) -> Task:
+    """A task whose pool row i has the embedding [i, label]: rows stay traceable after subsampling."""
+    x_pool = np.column_stack([np.arange(len(y_pool)), y_pool]).astype(np.float64)
+    return Task("spam", x_pool, y_pool, np.eye(3), np.array([1, 0, 0]))
+
+
+@given(st.lists(st.integers(0, 1), min_size=20, max_size=300), st.floats(0.01, 0.3), st.integers(0, 2**32 - 1))
+@settings(max_examples=60, deadline=None)
+def test_rarefy_keeps_every_negative_and_test_row_and_just_enough_positives(labels: list[int], prevalence: float,
+                                                                          seed: int) -> None:
+    task = _task(np.array(labels, dtype=np.int64))
+    negatives = int((task.y_pool == 0).sum())
+    wanted = round(prevalence * negatives / (1 - prevalence))
+    assume(wanted <= int(task.y_pool.sum()))
+    rare = rarefy(task, prevalence, np.random.default_rng(seed))
+    kept = rare.x_pool[:, 0].astype(int)
+    assert len(set(kept)) == len(kept)  # no row twice
+    np.testing.assert_array_equal(rare.y_pool, task.y_pool[kept])  # embeddings and labels stay paired
+    assert int((rare.y_pool == 0).sum()) == negatives
+    assert int(rare.y_pool.sum()) == wanted
+    if negatives:
+        assert abs(rare.y_pool.mean() - prevalence) <= 1 / len(rare.y_pool)
+    assert rare.x_test is task.x_test and rare.y_test is task.y_test
+
+
+def test_rarefy_says_when_the_pool_has_too_few_positives_for_the_prevalence() -> None:
+    task = _task(np.array([1] * 5 + [0] * 95))
+    with pytest.raises(ValueError, match=r"spam: a pool prevalence of 0.2 needs 24 positives .* the pool has 5"):
+        rarefy(task, 0.2, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="prevalence must be in"):
+        rarefy(task, 0.0, np.random.default_rng(0))
+
+
+def test_each_setting_writes_its_own_result_files() -> None:
+    assert output_stem(None, 0) == "new_category"  # the natural run's files stay where they were
+    assert output_stem(0.02, 0) == "new_category_p0.02"
+    assert output_stem(0.05, 4) == "new_category_p0.05_diverse4"
+    assert output_stem(None, 4) == "new_category_diverse4"
