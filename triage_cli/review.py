@@ -254,9 +254,11 @@ def audit_row(rank: int, item: AuditItem, example: Example | None) -> dict[str, 
 @review_app.command()
 def purge(
     retention_days: Annotated[float | None, typer.Option(
-        help="also purge delivered rows older than this (default TRIAGE_OPS__RETENTION_DAYS)", min=0)] = None,
+        help="delete done rows delivered longer ago than this (default TRIAGE_OPS__RETENTION_DAYS; 0 = none)",
+        min=0)] = None,
 ) -> None:
-    """Remove ticket text and metadata from the outbox rows that no longer need it (labelled, or expired)."""
+    """Remove ticket text and metadata from labelled outbox rows, and delete done rows past the retention period
+    (waiting rows are kept)."""
     from triage.review.retention import purge as run_purge
 
     settings = get_settings()
