@@ -256,6 +256,9 @@ def purge(
     retention_days: Annotated[float | None, typer.Option(
         help="delete done rows delivered longer ago than this (default TRIAGE_OPS__RETENTION_DAYS; 0 = none)",
         min=0)] = None,
+    vacuum: Annotated[bool, typer.Option(
+        help="then rewrite the file compactly (an outbox made before auto-vacuum gives freed pages back from then "
+             "on); writers wait while it runs")] = False,
 ) -> None:
     """Remove ticket text and metadata from labelled outbox rows, and delete done rows past the retention period
     (waiting rows are kept)."""
@@ -265,4 +268,6 @@ def purge(
     days = settings.ops.retention_days if retention_days is None else retention_days
     svc = _service()
     report = run_purge(svc.outbox, days)
+    if vacuum:
+        svc.outbox.vacuum()
     typer.echo(json.dumps({**asdict(report), "retention_days": days}))

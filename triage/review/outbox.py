@@ -200,6 +200,13 @@ class Outbox:
         files SQLite reuses them for new rows instead and this does nothing)."""
         self._conn().executescript("PRAGMA incremental_vacuum")  # executescript: runs it to the end
 
+    def vacuum(self) -> None:
+        """Rewrite the file compactly; an older file is switched to incremental auto-vacuum on the way, so later
+        purges give freed pages back. Writers wait while it runs (seconds for a large file)."""
+        db = self._conn()
+        db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        db.execute("VACUUM")
+
     def close(self) -> None:
         """Close every connection this outbox opened."""
         with self._lock:

@@ -71,7 +71,7 @@ def test_review_purge_command(tmp_path: Path, policy: Policy, monkeypatch: pytes
         assert json.loads(out.output.strip().splitlines()[-1]) == {"labelled": 0, "expired": 0, "deleted": 0,
                                                                    "retention_days": 0.0}
         time.sleep(1.0)
-        out = CliRunner().invoke(app, ["review", "purge", "--retention-days", "0.00001"])
+        out = CliRunner().invoke(app, ["review", "purge", "--retention-days", "0.00001", "--vacuum"])
         assert json.loads(out.output.strip().splitlines()[-1])["expired"] == 1
     finally:
         get_settings.cache_clear()

@@ -4,7 +4,9 @@ lose their text, late annotations of deleted tasks are still recorded, and the f
 from __future__ import annotations
 
 import json
+import sqlite3
 import types
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -185,4 +187,26 @@ def test_new_files_give_freed_pages_back(tmp_path: Path, clock: Clock) -> None:
     purge(box, retention_days=1, now=clock.now + 2 * DAY)
     assert box._conn().execute("PRAGMA freelist_count").fetchone()[0] == 0
     assert box._conn().execute("PRAGMA page_count").fetchone()[0] < pages / 10
+    box.close()
+
+
+def test_vacuum_switches_an_older_file_to_giving_pages_back(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "review.db"
+    with closing(sqlite3.connect(path)) as old:  # a file made before auto-vacuum: tables first
+        old.executescript(outbox_module._SCHEMA)
+    box = Outbox(path)
+    assert box._conn().execute("PRAGMA auto_vacuum").fetchone()[0] == 0
+    box.enqueue([QueueItem(f"t{i}", "y" * 4000, "v1", 0.4, 0.4) for i in range(300)])
+    box.mark_sent({it.ticket_id: i for i, it in enumerate(box.claim(1000, 30.0))})
+    purge(box, retention_days=1, now=clock.now + 2 * DAY)
+    assert box._conn().execute("PRAGMA freelist_count").fetchone()[0] > 250  # kept for reuse, the file as large
+    box.vacuum()
+    assert box._conn().execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+    assert box._conn().execute("PRAGMA freelist_count").fetchone()[0] == 0
+    box.enqueue([QueueItem("again", "y" * 4000, "v1", 0.4, 0.4)])
+    box.mark_sent({it.ticket_id: 1 for it in box.claim(10, 30.0)})
+    pages = box._conn().execute("PRAGMA page_count").fetchone()[0]
+    purge(box, retention_days=1, now=clock.now + 4 * DAY)
+    assert box._conn().execute("PRAGMA page_count").fetchone()[0] < pages  # from now on purges shrink the file
+    assert box.counts()["sent"] == 0
     box.close()
