@@ -111,8 +111,9 @@ class OpsSettings(BaseModel):
     json_logs: bool = Field(default=False, description="one JSON object per log line")
     cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins; empty = no CORS")
     docs_enabled: bool | None = Field(default=None, description="/docs and /openapi.json; None = off in prod only")
-    retention_days: float = Field(default=30.0, ge=0.0, description="ticket text kept in the outbox at most this "
-                                  "long after delivery; 0 = delete once labelled")
+    retention_days: float = Field(default=30.0, ge=0.0, description="done outbox rows (their ticket text "
+                                  "included) are deleted this long after delivery, waiting ones never; labelled rows "
+                                  "lose their text at once; 0 = nothing deleted by age")
     metrics_enabled: bool = True
     startup_wait_s: float = Field(default=20.0, ge=0.0, le=600.0, description="start-up waits this long for the "
                                   "first model load, then binds the port and answers 503 until it lands")

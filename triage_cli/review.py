@@ -254,13 +254,20 @@ def audit_row(rank: int, item: AuditItem, example: Example | None) -> dict[str, 
 @review_app.command()
 def purge(
     retention_days: Annotated[float | None, typer.Option(
-        help="also purge delivered rows older than this (default TRIAGE_OPS__RETENTION_DAYS)", min=0)] = None,
+        help="delete done rows delivered longer ago than this (default TRIAGE_OPS__RETENTION_DAYS; 0 = none)",
+        min=0)] = None,
+    vacuum: Annotated[bool, typer.Option(
+        help="then rewrite the file compactly (an outbox made before auto-vacuum gives freed pages back from then "
+             "on); writers wait while it runs")] = False,
 ) -> None:
-    """Remove ticket text and metadata from the outbox rows that no longer need it (labelled, or expired)."""
+    """Remove ticket text and metadata from labelled outbox rows, and delete done rows past the retention period
+    (waiting rows are kept)."""
     from triage.review.retention import purge as run_purge
 
     settings = get_settings()
     days = settings.ops.retention_days if retention_days is None else retention_days
     svc = _service()
     report = run_purge(svc.outbox, days)
+    if vacuum:
+        svc.outbox.vacuum()
     typer.echo(json.dumps({**asdict(report), "retention_days": days}))

@@ -79,6 +79,8 @@ _ADDED_COLUMNS = (("queue", "usefulness", "REAL"), ("queue", "text_sha", "TEXT")
                   ("queue", "prediction_claimed_until", "REAL"), ("queue", "reviewers", "INTEGER"),
                   ("annotations", "rejected_reason", "TEXT"), ("annotations", "escalate", "INTEGER"),
                   ("annotations", "adjudicates_task", "INTEGER"), ("queue", "auto_routed_by", "TEXT"))
+# The -wal file is cut back to this after a checkpoint (a burst of big tickets must not leave it large for good).
+_WAL_LIMIT_BYTES = 4 * 2**20
 # Indexes on added columns, created once the columns exist.
 _ADDED_INDEXES = "CREATE INDEX IF NOT EXISTS queue_useful ON queue (state, usefulness DESC, enqueued_at);"
 
@@ -168,7 +170,11 @@ class Outbox:
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=self._busy / 1000, isolation_level=None,
                                    check_same_thread=False)
+            # Only takes on a new file (before the first table, hence before WAL): deleted rows' pages are then
+            # given back to the file system by `release_free_pages`. Older files keep and reuse their free pages.
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT_BYTES}")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={int(self._busy)}")
             self._local.conn = conn
@@ -189,6 +195,18 @@ class Outbox:
             raise
         db.execute("COMMIT")
 
+    def release_free_pages(self) -> None:
+        """Give the pages of deleted rows back to the file system (files created with auto_vacuum; on older
+        files SQLite reuses them for new rows instead and this does nothing)."""
+        self._conn().executescript("PRAGMA incremental_vacuum")  # executescript: runs it to the end
+
+    def vacuum(self) -> None:
+        """Rewrite the file compactly; an older file is switched to incremental auto-vacuum on the way, so later
+        purges give freed pages back. Writers wait while it runs (seconds for a large file)."""
+        db = self._conn()
+        db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        db.execute("VACUUM")
+
     def close(self) -> None:
         """Close every connection this outbox opened."""
         with self._lock:
@@ -200,7 +218,8 @@ class Outbox:
     # ------------------------------------------------------------------------------------------ queue
 
     def enqueue(self, items: Sequence[QueueItem]) -> EnqueueResult:
-        """Queue items in one transaction; a known ticket is never queued twice.
+        """Queue items in one transaction; a known ticket is never queued twice (known: its row is still in the
+        outbox; done rows are deleted after the retention period, see `triage.review.retention`).
 
         A ticket is its id plus the hash of its text: an id already queued with another text is a conflict,
         recorded (see `conflicts`) and left out, so one ticket's task never gets another text's prediction.
@@ -338,8 +357,8 @@ class Outbox:
     def reject(self, ticket_id: str, error: str) -> None:
         """Park an item Label Studio refuses (it stays visible in status with the reason; never retried)."""
         with self._tx() as db:
-            db.execute("UPDATE queue SET state = 'rejected', claimed_until = NULL, last_error = ? "
-                       "WHERE ticket_id = ? AND state = 'waiting'", (error[:1000], ticket_id))
+            db.execute("UPDATE queue SET state = 'rejected', claimed_until = NULL, last_error = ?, updated_at = ? "
+                       "WHERE ticket_id = ? AND state = 'waiting'", (error[:1000], time.time(), ticket_id))
 
     def release(self, ticket_ids: Sequence[str], error: str) -> None:
         """Give claimed items back to the queue after a failed delivery."""

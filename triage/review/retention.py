@@ -1,8 +1,17 @@
-"""Ticket text is kept only while it has a purpose: once a task is delivered and labelled, or once it is older
-than the retention period, the outbox row keeps ids, scores and the prediction but not the text or metadata.
+"""Ticket text is kept only while it has a purpose, and the outbox only as long as the retention period.
 
-Waiting rows (not yet delivered) are never purged. Annotations keep their text: they are the labelled training
-data (`triage review export`), which is their purpose.
+- A delivered row whose task is labelled keeps ids, scores and the prediction but not the text or metadata (its
+  row stays until the retention period has passed: it still de-duplicates a re-sent ticket).
+- A done row (sent or rejected) older than the retention period is deleted, and so are id-conflict records last
+  seen before it: with a steady flow of tickets the outbox holds about rate x review share x retention done rows,
+  and SQLite reuses the freed pages (new files shrink too: `auto_vacuum=INCREMENTAL`, see `Outbox`).
+- Waiting rows (not yet delivered) are never purged nor deleted: nothing accepted is lost.
+
+The ticket id de-duplicates re-sent tickets only while its row exists: a ticket re-sent after its row was deleted
+(more than the retention period after delivery) is queued, and delivered, again. The duplicate-suppression window is
+the retention period. A late annotation of a deleted row's task is still recorded: its ticket id and text come with
+the Label Studio task. Annotations keep their text: they are the labelled training data (`triage review export`),
+which is their purpose.
 """
 
 from __future__ import annotations
@@ -22,10 +31,12 @@ PURGED = "[purged]"
 
 @dataclass(frozen=True)
 class PurgeReport:
-    """Rows whose text was removed: delivered and labelled, or past retention."""
+    """What one purge did: text removed from labelled rows (kept), done rows past retention deleted, and every row
+    deleted (those plus id-conflict records last seen before the retention period)."""
 
     labelled: int
     expired: int
+    deleted: int = 0
 
 
 def _redact(payload: str) -> str:
@@ -39,30 +50,28 @@ def _redact(payload: str) -> str:
 
 
 def purge(outbox: Outbox, retention_days: float, now: float | None = None) -> PurgeReport:
-    """Remove ticket text and metadata from delivered rows that are labelled, or sent/rejected over
-    `retention_days` ago (0 = only labelled ones are purged at once, nothing is kept for a period)."""
+    """Delete done (sent or rejected) rows delivered over `retention_days` ago and remove ticket text and metadata
+    from labelled ones (0 = only the labelled ones lose their text, at once; nothing is deleted by age)."""
     now = time.time() if now is None else now
     cutoff = now - retention_days * 86400
-    counts = {"labelled": 0, "expired": 0}
+    labelled = expired = conflicts = 0
     with outbox._tx() as db:  # one write transaction; the outbox owns its connection handling
+        if retention_days > 0:
+            expired = db.execute("DELETE FROM queue WHERE state IN ('sent', 'rejected') "
+                                 "AND COALESCE(sent_at, updated_at) < ?", (cutoff,)).rowcount
+            conflicts = db.execute("DELETE FROM conflicts WHERE last_seen < ?", (cutoff,)).rowcount
         rows = db.execute(
-            """SELECT q.ticket_id, q.payload,
-                      EXISTS (SELECT 1 FROM annotations a WHERE a.task_id = q.task_id AND a.deleted = 0
-                              AND a.was_cancelled = 0) AS labelled,
-                      COALESCE(q.sent_at, q.updated_at) AS done_at
-               FROM queue q
-               WHERE q.state IN ('sent', 'rejected') AND q.payload NOT LIKE '%"purged": true%'""").fetchall()
-        for ticket_id, payload, labelled, done_at in rows:
-            if labelled:
-                kind = "labelled"
-            elif retention_days > 0 and done_at < cutoff:
-                kind = "expired"
-            else:
-                continue
+            """SELECT q.ticket_id, q.payload FROM queue q
+               WHERE q.state IN ('sent', 'rejected') AND q.payload NOT LIKE '%"purged": true%'
+               AND EXISTS (SELECT 1 FROM annotations a WHERE a.task_id = q.task_id AND a.deleted = 0
+                           AND a.was_cancelled = 0)""").fetchall()
+        for ticket_id, payload in rows:
             db.execute("UPDATE queue SET payload = ?, prediction_dirty = 0 WHERE ticket_id = ?",
                        (_redact(payload), ticket_id))
-            counts[kind] += 1
-    return PurgeReport(**counts)
+            labelled += 1
+    if expired or conflicts:
+        outbox.release_free_pages()
+    return PurgeReport(labelled=labelled, expired=expired, deleted=expired + conflicts)
 
 
 class RetentionTask:
@@ -88,9 +97,10 @@ class RetentionTask:
         while True:
             try:
                 report = purge(self.outbox, self.retention_days)
-                if report.labelled or report.expired:
-                    log.info("review outbox: text removed from %d labelled and %d expired row(s)",
-                             report.labelled, report.expired)
+                if report.labelled or report.deleted:
+                    log.info("review outbox: text removed from %d labelled row(s); %d row(s) past %g day(s) "
+                             "retention deleted (%d done ticket(s), %d id-conflict record(s))", report.labelled,
+                             report.deleted, self.retention_days, report.expired, report.deleted - report.expired)
             except Exception as err:  # housekeeping must never take the server down
                 log.warning("review outbox purge failed: %s", type(err).__name__)
             if self._stop.wait(self.interval_s):

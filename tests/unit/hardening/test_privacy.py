@@ -45,11 +45,11 @@ def test_text_removed_once_delivered_and_labelled(tmp_path: Path, policy: Policy
     assert json.loads(item.payload)["data"]["metadata"] == {}
     assert SECRET_TEXT in svc.outbox.queued("b").payload  # type: ignore[union-attr]  # sent, not labelled, recent
     later = purge(svc.outbox, retention_days=1, now=time.time() + 2 * 86400)
-    assert (later.labelled, later.expired) == (0, 2)
-    assert purge(svc.outbox, retention_days=1, now=time.time() + 3 * 86400) == type(report)(0, 0)  # idempotent
+    assert (later.labelled, later.expired, later.deleted) == (0, 3, 3)  # past retention: the rows go
+    assert purge(svc.outbox, retention_days=1, now=time.time() + 3 * 86400) == type(report)(0, 0, 0)  # idempotent
     # What remains is the labelled annotation's own text (the training example), nothing in the queue.
-    rows = svc.outbox._conn().execute("SELECT payload FROM queue").fetchall()
-    assert len(rows) == 3 and all(SECRET_TEXT not in r[0] for r in rows)
+    assert svc.outbox._conn().execute("SELECT COUNT(*) FROM queue").fetchone()[0] == 0
+    assert [SECRET_TEXT in a.text for a in svc.outbox.annotations()] == [True]
     svc.outbox.close()
 
 
@@ -68,13 +68,13 @@ def test_review_purge_command(tmp_path: Path, policy: Policy, monkeypatch: pytes
     try:
         out = CliRunner().invoke(app, ["review", "purge", "--retention-days", "0"])
         assert out.exit_code == 0, out.output
-        assert json.loads(out.output.strip().splitlines()[-1]) == {"labelled": 0, "expired": 0,
+        assert json.loads(out.output.strip().splitlines()[-1]) == {"labelled": 0, "expired": 0, "deleted": 0,
                                                                    "retention_days": 0.0}
         time.sleep(1.0)
-        out = CliRunner().invoke(app, ["review", "purge", "--retention-days", "0.00001"])
+        out = CliRunner().invoke(app, ["review", "purge", "--retention-days", "0.00001", "--vacuum"])
         assert json.loads(out.output.strip().splitlines()[-1])["expired"] == 1
     finally:
         get_settings.cache_clear()
     box = Outbox(tmp_path / "review.db")
-    assert SECRET_TEXT not in box.queued("a").payload  # type: ignore[union-attr]
+    assert box.queued("a") is None  # delivered longer ago than the retention period: deleted
     box.close()
