@@ -91,8 +91,8 @@ def throughput(model_dir: Path, texts: list[str], duration: float, rounds: int, 
     """Requests/s and server CPU per request with the log off and on, in the same run.
 
     The order alternates (off-on, on-off, ...) so a host whose load drifts during the run biases neither side;
-    on a shared host, the server's CPU seconds per request (all its threads, the log writer included) is the
-    steadier measure of what the log costs, and requests/s is reported beside it.
+    on a shared host, the server's CPU seconds per request (all its threads and child processes, the log's writer
+    process included) is the steadier measure of what the log costs, and requests/s is reported beside it.
     """
     import psutil
 
@@ -106,11 +106,13 @@ def throughput(model_dir: Path, texts: list[str], duration: float, rounds: int, 
             with served(env, ready_timeout_s=900) as (url, pid):
                 port = int(url.rsplit(":", 1)[1])
                 _phase(port, pid, bodies, concurrency, 3.0)  # warm-up
-                proc = psutil.Process(pid)
-                cpu0 = sum(proc.cpu_times()[:2])
+                procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]  # + the log's writer
+                cpu0 = sum(sum(p.cpu_times()[:2]) for p in procs)
                 m = _phase(port, pid, bodies, concurrency, duration)
                 time.sleep(1.0)  # let the writer flush what the phase queued: its CPU counts
-                m["server_cpu_ms_per_request"] = (sum(proc.cpu_times()[:2]) - cpu0) * 1000 / max(m["requests"], 1)
+                cpu1 = sum(sum(p.cpu_times()[:2]) for p in procs)
+                m["server_cpu_ms_per_request"] = (cpu1 - cpu0) * 1000 / max(m["requests"], 1)
+                m["server_processes"] = float(len(procs))
                 runs[mode].append(m)
             if mode == "on":
                 logged = DecisionStore(f"sqlite:///{home / f'api-on-{r}' / 'decisions.db'}")

@@ -135,6 +135,9 @@ class DecisionsSettings(BaseModel):
     queue_max: int = Field(default=200_000, ge=1, description="decisions held in memory before dropping")
     audit_rate: float = Field(default=0.02, ge=0.0, le=1.0,
                               description="share of auto-routed decisions marked as the random audit sample")
+    writer: Literal["process", "thread"] = Field(
+        default="process", description="where rows are built and written: a child process (keeps the API's GIL "
+        "free for requests) or a thread of the API process")
 
 
 class OverloadSettings(BaseModel):

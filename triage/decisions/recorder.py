@@ -1,12 +1,14 @@
 """Record every scored ticket off the request path: a bounded in-memory queue drained by one writer thread.
 
-The request only appends (ScoredTicket list, model, key id) to a queue; the writer turns them into rows, writes
-them in batches of up to `batch_size` every `flush_interval_s`, marks the audit sample, and purges stored texts
-past retention on a schedule. `stop()` drains the queue before returning, so a clean shutdown loses nothing.
-A crash (kill -9, power loss) loses what was still queued: at most about `flush_interval_s` of decisions plus the
-batch being written. When the database is down, a batch is retried five times (about 3 s) and then dropped and
-counted (`dropped`, logged as an error); once `queue_max` decisions wait, new ones are dropped likewise. Scoring
-itself never waits or fails because of the log.
+The request only appends (ScoredTicket list, model, key id) to a queue. The writer thread flattens them into
+tuples, marks the audit sample, and hands batches of up to `batch_size` every `flush_interval_s` to the writer
+process (`writer.py`), which builds the rows and writes them; with TRIAGE_DECISIONS__WRITER=thread (or an in-memory
+database) the thread does that itself. Stored texts past retention are purged on a schedule. `stop()` drains the
+queue before returning, so a clean shutdown loses nothing. A crash (kill -9, power loss) loses what was still
+queued: at most about `flush_interval_s` of decisions plus the batch being written. When the database is down, a
+batch is retried five times (about 3 s) and then dropped and counted (`dropped`, logged as an error); once
+`queue_max` decisions wait, new ones are dropped likewise. If the writer process dies, the thread takes over its
+work. Scoring itself never waits or fails because of the log.
 """
 
 from __future__ import annotations
@@ -16,39 +18,20 @@ import logging
 import queue
 import threading
 import time
-import unicodedata
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from triage.decisions.store import DecisionStore, utcnow
+from triage.decisions.writer import Flat, FlatBatch, WriterProcess, WriterUnavailable, row_of, rows_of, script_of
 from triage.settings import DecisionsSettings, api_key_id
 from triage.tickets import ScoredTicket
 
+__all__ = ["Recorder", "decision_row", "flatten", "in_audit_sample", "key_id", "script_of"]
 log = logging.getLogger(__name__)
 
 AuditSink = Callable[[Sequence[ScoredTicket], str, str], object]
-_SCRIPTS = (("LATIN", "latin"), ("CYRILLIC", "cyrillic"), ("ARABIC", "arabic"), ("HANGUL", "hangul"),
-            ("HIRAGANA", "kana"), ("KATAKANA", "kana"), ("CJK", "cjk"), ("GREEK", "greek"), ("HEBREW", "hebrew"),
-            ("DEVANAGARI", "devanagari"), ("THAI", "thai"))
-
-
-@lru_cache(maxsize=65_536)
-def _script_of_char(ch: str) -> str:
-    name = unicodedata.name(ch, "")
-    return next((s for prefix, s in _SCRIPTS if name.startswith(prefix)), "other")
-
-
-def script_of(text: str, sample: int = 400) -> str:
-    """The dominant writing system of a text's letters (the language mix a log can see without a detector)."""
-    head = text[:sample]
-    if head.isascii():
-        return "latin" if any(ch.isalpha() for ch in head) else "none"
-    counts: Counter[str] = Counter(_script_of_char(ch) for ch in head if ch.isalpha())
-    return counts.most_common(1)[0][0] if counts else "none"
 
 
 def key_id(key: str) -> str:
@@ -65,25 +48,22 @@ def in_audit_sample(ticket_id: str, rate: float) -> bool:
     return h / 2**64 < rate
 
 
+def flatten(item: ScoredTicket, audit_rate: float) -> Flat:
+    """What the log keeps of one scored ticket, as a tuple cheap to send to the writer process."""
+    d = item.decision
+    t = item.ticket
+    meta = t.metadata or {}
+    source = meta.get("source", meta.get("channel"))
+    return (t.id, t.text, None if source is None else str(source)[:128], d.category, d.severity,
+            float(d.priority), d.route, float(d.confidence), item.scores.categories, item.scores.severity,
+            d.reasons, d.prediction_set, d.route == "auto" and in_audit_sample(t.id, audit_rate))
+
+
 def decision_row(item: ScoredTicket, model_name: str, model_version: str, policy_version: str,
                  api_key_id: str | None, decided_at: datetime, store_text: bool, audit_rate: float) -> dict[str, Any]:
     """One decision_log row for one scored ticket."""
-    d = item.decision
-    text = item.ticket.text
-    meta = item.ticket.metadata or {}
-    source = meta.get("source", meta.get("channel"))
-    return {
-        "ticket_id": item.ticket.id, "decided_at": decided_at, "model_name": model_name,
-        "model_version": model_version, "policy_version": policy_version, "category": d.category,
-        "severity": d.severity, "priority": float(d.priority), "route": d.route, "confidence": float(d.confidence),
-        "category_scores": {k: round(float(v), 6) for k, v in item.scores.categories.items()},
-        "severity_scores": {k: round(float(v), 6) for k, v in item.scores.severity.items()},
-        "reasons": list(d.reasons), "prediction_set": list(d.prediction_set), "api_key_id": api_key_id,
-        "text_sha256": hashlib.sha256(text.encode()).hexdigest(), "text_length": len(text),
-        "text": text if store_text else None, "script": script_of(text),
-        "source": None if source is None else str(source)[:128],
-        "audit_sample": d.route == "auto" and in_audit_sample(item.ticket.id, audit_rate),
-    }
+    return row_of(flatten(item, audit_rate), model_name, model_version, api_key_id, decided_at, policy_version,
+                  store_text)
 
 
 @dataclass(frozen=True)
@@ -110,6 +90,7 @@ class Recorder:
         self._write_lock = threading.Lock()  # a flush returns only once every decision queued before it is written
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._writer: WriterProcess | None = None
         self.written = 0
         self.dropped = 0
         self.last_error: str | None = None
@@ -129,71 +110,93 @@ class Recorder:
         self._queue.put(_Batch(list(items), model_name, model_version, api_key_id, decided_at or utcnow()))
 
     def start(self) -> None:
-        """Start the writer thread."""
+        """Start the writer thread (and the writer process, unless configured off or the database is in memory)."""
+        if self._writer is None and self.settings.writer == "process" and self.store.shareable:
+            writer = WriterProcess(self.store.url, self.policy_version, self.settings.store_text)
+            try:
+                writer.start()
+                self._writer = writer
+            except Exception as err:  # e.g. no process may be spawned here: the thread writes instead
+                log.warning("decision log: writer process not started (%s); writing from a thread", err)
         if self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="decision-log-writer", daemon=True)
             self._thread.start()
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Write everything still queued, then stop the writer thread."""
+        """Write everything still queued, then stop the writer thread and process."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
         self.flush()
+        if self._writer is not None:
+            self._writer.stop()
+            self._writer = None
 
     def flush(self) -> int:
         """Write every queued decision now (from the caller's thread); returns how many were written."""
         total = 0
         with self._write_lock:
             while True:
-                rows, audits = self._take(self.settings.batch_size)
-                if not rows:
+                batches, n, audits = self._take(self.settings.batch_size)
+                if not n:
                     return total
-                total += self._write(rows, audits)
+                total += self._write(batches, n, audits)
 
-    def _take(self, limit: int) -> tuple[list[dict[str, Any]], list[_Batch]]:
-        """Up to about `limit` rows from what is queued now (never waits)."""
-        rows: list[dict[str, Any]] = []
+    def _take(self, limit: int) -> tuple[list[FlatBatch], int, list[_Batch]]:
+        """Up to about `limit` flattened decisions from what is queued now (never waits), their count, and the
+        audit sample among them."""
+        batches: list[FlatBatch] = []
         audits: list[_Batch] = []
-        while len(rows) < limit:
+        n = 0
+        rate = self.settings.audit_rate
+        while n < limit:
             try:
                 batch = self._queue.get_nowait()
             except queue.Empty:
                 break
             with self._lock:
                 self._queued -= len(batch.items)
-            s = self.settings
-            new = [decision_row(it, batch.model_name, batch.model_version, self.policy_version, batch.api_key_id,
-                                batch.decided_at, s.store_text, s.audit_rate) for it in batch.items]
-            rows += new
-            picked = [it for it, row in zip(batch.items, new, strict=True) if row["audit_sample"]]
+            flats = [flatten(it, rate) for it in batch.items]
+            batches.append(((batch.model_name, batch.model_version, batch.api_key_id, batch.decided_at), flats))
+            n += len(flats)
+            picked = [it for it, flat in zip(batch.items, flats, strict=True) if flat[-1]]
             if picked:
                 audits.append(_Batch(picked, batch.model_name, batch.model_version, None, batch.decided_at))
-        return rows, audits
+        return batches, n, audits
 
-    def _write(self, rows: list[dict[str, Any]], audits: list[_Batch]) -> int:
+    def _insert(self, batches: list[FlatBatch]) -> None:
+        if self._writer is not None:
+            try:
+                self._writer.write(batches)
+                return
+            except WriterUnavailable as err:
+                log.error("decision log: %s; writing from a thread from now on", err)
+                self._writer = None
+        self.store.insert_decisions(rows_of(batches, self.policy_version, self.settings.store_text))
+
+    def _write(self, batches: list[FlatBatch], n: int, audits: list[_Batch]) -> int:
         for attempt in range(5):
             try:
-                self.store.insert_decisions(rows)
+                self._insert(batches)
                 break
             except Exception as err:  # the database is down or locked: retry, then give up on this batch
                 self.last_error = f"{type(err).__name__}: {err}"
                 log.warning("decision log write failed (attempt %d): %s", attempt + 1, self.last_error)
                 time.sleep(min(2.0**attempt * 0.1, 2.0))
         else:
-            self.dropped += len(rows)
-            log.error("decision log: %d decision(s) lost after 5 failed writes", len(rows))
+            self.dropped += n
+            log.error("decision log: %d decision(s) lost after 5 failed writes", n)
             return 0
-        self.written += len(rows)
+        self.written += n
         if self.audit_sink is not None:
             for b in audits:  # the random audit sample goes to the experts like a review item
                 try:
                     self.audit_sink(b.items, b.model_name, b.model_version)
                 except Exception as err:
                     log.warning("audit sample not queued for review: %s", err)
-        return len(rows)
+        return n
 
     def purge_now(self) -> int:
         """Delete stored texts past retention; returns how many texts were deleted."""

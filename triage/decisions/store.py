@@ -128,6 +128,11 @@ class DecisionStore:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
 
     @property
+    def shareable(self) -> bool:
+        """Whether another process can open this database (not an in-memory SQLite one)."""
+        return not (self.dialect == "sqlite" and sa.engine.make_url(self.url).database in (None, "", ":memory:"))
+
+    @property
     def dialect(self) -> str:
         """The database's dialect name (`sqlite`, `postgresql`, ...)."""
         return self.engine.dialect.name
