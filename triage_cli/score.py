@@ -108,13 +108,14 @@ class ChunkScorer:
         from triage.scorer import Scorer, TicketLimits
         from triage.taxonomy import load_policy
 
-        self._dir = tempfile.TemporaryDirectory(prefix="triage-backfill-model-")
-        for rel, data in model_files.items():
-            target = Path(self._dir.name) / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
         policy = load_policy(policy_path)
-        classifier = with_example_heads(load_classifier(self._dir.name), policy)  # seeded categories, as the API
+        # The files go as soon as the model is in memory: Ray kills actors without running finalizers.
+        with tempfile.TemporaryDirectory(prefix="triage-backfill-model-") as tmp:
+            for rel, data in model_files.items():
+                target = Path(tmp) / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            classifier = with_example_heads(load_classifier(tmp), policy)  # seeded categories, as the API
         self.scorer = Scorer(classifier, policy, TicketLimits(10**9, max_text_chars))
         self.parts, self.name, self.version = Path(parts), name, version
 

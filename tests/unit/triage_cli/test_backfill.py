@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pyarrow as pa
@@ -43,6 +44,23 @@ def test_chunk_scorer_writes_the_api_fields(scorer: ChunkScorer, tmp_path: Path)
         assert model == {"name": "triage", "version": "3"}
         ResultOut.model_validate(row)  # every field the API returns, with the API's types
         assert set(row) == set(ResultOut.model_fields) - {"model"}
+
+
+def test_chunk_scorer_leaves_no_model_files_behind(tiny_classifier: Classifier, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ray kills actors without finalizers: the model's temporary copy must be gone once the actor is built.
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    tempfile.tempdir = None  # re-read TMPDIR
+    try:
+        loaded = LoadedModel(tiny_classifier, "triage", "3", "champion", None, {})
+        files = _model_files(loaded)
+        actor = ChunkScorer(files, None, str(tmp_path), "triage", "3", 20_000)
+        assert list((tmp_path / "tmp").iterdir()) == []
+        out = actor({"chunk": [0], "payload": [json.dumps([["a", "win a free iphone now", {}]])]})
+        assert list(out["scored"]) == [1]  # the model works without its files
+    finally:
+        tempfile.tempdir = None
 
 
 def test_join_in_chunk_order_and_refuse_missing(scorer: ChunkScorer, tmp_path: Path) -> None:
