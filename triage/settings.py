@@ -138,6 +138,8 @@ class DecisionsSettings(BaseModel):
     writer: Literal["process", "thread"] = Field(
         default="process", description="where rows are built and written: a child process (keeps the API's GIL "
         "free for requests) or a thread of the API process")
+    writer_nice: int = Field(default=10, ge=0, le=19,
+                             description="how much the writer process lowers its CPU priority (0 = not at all)")
 
 
 class OverloadSettings(BaseModel):

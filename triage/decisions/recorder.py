@@ -112,7 +112,8 @@ class Recorder:
     def start(self) -> None:
         """Start the writer thread (and the writer process, unless configured off or the database is in memory)."""
         if self._writer is None and self.settings.writer == "process" and self.store.shareable:
-            writer = WriterProcess(self.store.url, self.policy_version, self.settings.store_text)
+            writer = WriterProcess(self.store.url, self.policy_version, self.settings.store_text,
+                                   self.settings.writer_nice)
             try:
                 writer.start()
                 self._writer = writer

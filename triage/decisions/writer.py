@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import multiprocessing
+import os
 import signal
 import unicodedata
 from collections import Counter
@@ -76,9 +77,14 @@ def rows_of(batches: Sequence[FlatBatch], policy_version: str, store_text: bool)
     return [row_of(flat, *meta, policy_version, store_text) for meta, flats in batches for flat in flats]
 
 
-def _serve(url: str, policy_version: str, store_text: bool, conn: Connection) -> None:
+def _serve(url: str, policy_version: str, store_text: bool, nice: int, conn: Connection) -> None:
     """The child's loop: one answer per request until told to stop or the parent is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which then drains and stops us
+    if nice:
+        try:
+            os.nice(nice)  # background work: on a busy host the requests' threads come first
+        except OSError as err:
+            log.warning("decision writer: could not lower its priority: %s", err)
     store = DecisionStore(url)
     try:
         while True:
@@ -101,10 +107,11 @@ def _serve(url: str, policy_version: str, store_text: bool, conn: Connection) ->
 class WriterProcess:
     """A child process that writes flattened decision batches to the log's database."""
 
-    def __init__(self, url: str, policy_version: str, store_text: bool) -> None:
+    def __init__(self, url: str, policy_version: str, store_text: bool, nice: int = 0) -> None:
         self.url = url
         self.policy_version = policy_version
         self.store_text = store_text
+        self.nice = nice
         self._conn: Connection | None = None
         self._proc: BaseProcess | None = None
 
@@ -112,7 +119,7 @@ class WriterProcess:
         """Start the child (returns at once; the child imports and connects in the background)."""
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_serve, args=(self.url, self.policy_version, self.store_text, child),
+        proc = ctx.Process(target=_serve, args=(self.url, self.policy_version, self.store_text, self.nice, child),
                            name="triage-decision-writer", daemon=True)
         proc.start()
         child.close()
