@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -94,22 +95,48 @@ def judged_correctly(model_category: str, model_severity: str, expert_categories
     return cat_ok, (None if expert_severity is None else model_severity == expert_severity)
 
 
+@dataclass(frozen=True)
+class _SqliteInsert:
+    """decision_log's INSERT for SQLite with positional parameters, and how each row becomes its parameters."""
+
+    sql: str
+    values: Callable[[Mapping[str, Any]], tuple[Any, ...]]  # a row's values in the statement's order
+    json_at: tuple[int, ...]  # positions of JSON columns (stored as JSON text)
+    time_at: tuple[int, ...]  # positions of DateTime columns (stored as SQLAlchemy's SQLite text)
+
+    def params(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        """The statement's parameters for rows, as SQLAlchemy's SQLite types would store them."""
+        if not self.json_at and not self.time_at:
+            return [self.values(r) for r in rows]
+        times: dict[datetime, str] = {}  # a batch's rows mostly share their decision time
+        out = []
+        for r in rows:
+            v = list(self.values(r))
+            for i in self.json_at:
+                if v[i] is not None:
+                    v[i] = json.dumps(v[i])
+            for i in self.time_at:
+                t = v[i]
+                if t is not None:
+                    v[i] = times.get(t) or times.setdefault(t, t.strftime("%Y-%m-%d %H:%M:%S.%f"))
+            out.append(tuple(v))
+        return out
+
+
 @lru_cache(maxsize=8)
-def _sqlite_insert(columns: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
-    """decision_log's INSERT for SQLite with positional parameters, and the column order they follow."""
+def _sqlite_insert(columns: tuple[str, ...]) -> _SqliteInsert:
+    """decision_log's INSERT for SQLite over `columns` (compiled once per column set)."""
     from sqlalchemy.dialects import sqlite
 
     compiled = decision_log.insert().compile(dialect=sqlite.dialect(), column_keys=list(columns))
-    return str(compiled), tuple(compiled.positiontup or ())
-
-
-def _sqlite_value(value: Any) -> Any:
-    """A value as SQLAlchemy's SQLite types store it (JSON text, naive datetimes with microseconds)."""
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-    return value
+    order = tuple(compiled.positiontup or ())
+    getter = operator.itemgetter(*order)
+    values: Callable[[Mapping[str, Any]], tuple[Any, ...]] = (
+        getter if len(order) > 1 else lambda r: (getter(r),))
+    types = [decision_log.c[name].type for name in order]
+    return _SqliteInsert(str(compiled), values,
+                         tuple(i for i, t in enumerate(types) if isinstance(t, sa.JSON)),
+                         tuple(i for i, t in enumerate(types) if isinstance(t, sa.DateTime)))
 
 
 class DecisionStore:
@@ -171,8 +198,8 @@ class DecisionStore:
             if self.dialect == "sqlite":
                 # The log's hot path: SQLAlchemy's per-row type processing held the GIL for about a quarter of a
                 # request's CPU; plain tuples through the driver leave the work to SQLite, which releases the GIL.
-                sql, columns = _sqlite_insert(tuple(rows[0]))
-                conn.exec_driver_sql(sql, [tuple(_sqlite_value(r[c]) for c in columns) for r in rows])
+                insert = _sqlite_insert(tuple(rows[0]))
+                conn.exec_driver_sql(insert.sql, insert.params(rows))
             else:
                 conn.execute(decision_log.insert(), list(rows))
         return len(rows)
