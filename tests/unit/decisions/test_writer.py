@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.unit.review.conftest import scored
@@ -88,3 +90,18 @@ def test_write_errors_come_back_from_the_process(tmp_path: Path) -> None:
     finally:
         writer.stop()
     assert not writer.alive
+
+
+def test_writer_process_runs_at_lower_priority(tmp_path: Path) -> None:
+    writer = WriterProcess(_store(tmp_path, "d.db").url, "p", False, nice=7)
+    writer.start()
+    try:
+        assert writer._proc is not None and writer._proc.pid is not None
+        child = psutil.Process(writer._proc.pid)
+        for _ in range(100):  # the child lowers its priority once it has started
+            if child.nice() == psutil.Process().nice() + 7:
+                break
+            time.sleep(0.05)
+        assert child.nice() == psutil.Process().nice() + 7
+    finally:
+        writer.stop()
