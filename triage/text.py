@@ -3,13 +3,15 @@
 Every model applies `normalize` inside its own `predict` (and its trainer applies it to the training texts), so
 the same function sees a ticket in training and in serving. `windows` cuts a long ticket into overlapping word
 windows; a model scores each window and keeps the most severe one, so a threat at the end of a long report is
-seen whole instead of being truncated away or diluted by the benign text around it.
+seen whole instead of being truncated away or diluted by the benign text around it. `script_of` names a text's
+dominant writing system (the decision log and the drift report use it).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -203,3 +205,23 @@ def windows(text: str, size: int, stride: int, max_windows: int) -> list[str]:
             else [len(starts) - 1]
         starts = [starts[i] for i in sorted(set(picks))]
     return [" ".join(words[s:s + size]) for s in starts]
+
+
+_SCRIPTS = (("LATIN", "latin"), ("CYRILLIC", "cyrillic"), ("ARABIC", "arabic"), ("HANGUL", "hangul"),
+            ("HIRAGANA", "kana"), ("KATAKANA", "kana"), ("CJK", "cjk"), ("GREEK", "greek"), ("HEBREW", "hebrew"),
+            ("DEVANAGARI", "devanagari"), ("THAI", "thai"))
+
+
+@lru_cache(maxsize=65_536)
+def _script_of_char(ch: str) -> str:
+    name = unicodedata.name(ch, "")
+    return next((s for prefix, s in _SCRIPTS if name.startswith(prefix)), "other")
+
+
+def script_of(text: str, sample: int = 400) -> str:
+    """The dominant writing system of a text's letters (the language mix a log can see without a detector)."""
+    head = text[:sample]
+    if head.isascii():
+        return "latin" if any(ch.isalpha() for ch in head) else "none"
+    counts: Counter[str] = Counter(_script_of_char(ch) for ch in head if ch.isalpha())
+    return counts.most_common(1)[0][0] if counts else "none"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from triage.text import normalize, normalize_all, windows
+from triage.text import normalize, normalize_all, script_of, windows
 
 # ------------------------------------------------------------------------------------------------ obfuscation undone
 
@@ -260,3 +260,9 @@ def test_windows_properties(case: tuple[list[str], int, int, int]) -> None:
         # consecutive windows overlap by size - stride words (except the last one, which may overlap more)
         for a, b in itertools.pairwise(spans):
             assert b[0] - a[0] <= stride
+
+
+def test_script_of_names_the_dominant_writing_system() -> None:
+    assert script_of("これはスパムです") == "kana" and script_of("혐오 표현") == "hangul"
+    assert script_of("Привет") == "cyrillic" and script_of("1234 !!") == "none"
+    assert script_of("win a prize") == "latin" and script_of("héllo ✓ 你好你好你好") == "cjk"

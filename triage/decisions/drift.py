@@ -25,7 +25,7 @@ from typing import Any
 import joblib
 import numpy as np
 
-from triage.decisions.writer import script_of
+from triage.text import script_of
 
 log = logging.getLogger(__name__)
 PSI_FLAG = 0.25

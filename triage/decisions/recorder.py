@@ -24,11 +24,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from triage.decisions.store import DecisionStore, utcnow
-from triage.decisions.writer import Flat, FlatBatch, WriterProcess, WriterUnavailable, row_of, rows_of, script_of
+from triage.decisions.writer import Flat, FlatBatch, WriterProcess, WriterUnavailable, row_of, rows_of
 from triage.settings import DecisionsSettings, api_key_id
 from triage.tickets import ScoredTicket
 
-__all__ = ["Recorder", "decision_row", "flatten", "in_audit_sample", "key_id", "script_of"]
 log = logging.getLogger(__name__)
 
 AuditSink = Callable[[Sequence[ScoredTicket], str, str], object]

@@ -106,8 +106,6 @@ class _SqliteInsert:
 
     def params(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         """The statement's parameters for rows, as SQLAlchemy's SQLite types would store them."""
-        if not self.json_at and not self.time_at:
-            return [self.values(r) for r in rows]
         times: dict[datetime, str] = {}  # a batch's rows mostly share their decision time
         out = []
         for r in rows:
@@ -118,7 +116,9 @@ class _SqliteInsert:
             for i in self.time_at:
                 t = v[i]
                 if t is not None:
-                    v[i] = times.get(t) or times.setdefault(t, t.strftime("%Y-%m-%d %H:%M:%S.%f"))
+                    if t not in times:
+                        times[t] = t.strftime("%Y-%m-%d %H:%M:%S.%f")
+                    v[i] = times[t]
             out.append(tuple(v))
         return out
 

@@ -13,42 +13,22 @@ import logging
 import multiprocessing
 import os
 import signal
-import unicodedata
-from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
-from functools import lru_cache
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 from triage.decisions.store import DecisionStore
+from triage.text import script_of
 
 log = logging.getLogger(__name__)
-_SCRIPTS = (("LATIN", "latin"), ("CYRILLIC", "cyrillic"), ("ARABIC", "arabic"), ("HANGUL", "hangul"),
-            ("HIRAGANA", "kana"), ("KATAKANA", "kana"), ("CJK", "cjk"), ("GREEK", "greek"), ("HEBREW", "hebrew"),
-            ("DEVANAGARI", "devanagari"), ("THAI", "thai"))
 
 # One scored ticket as the log keeps it: (ticket_id, text, source, category, severity, priority, route, confidence,
 # category_scores, severity_scores, reasons, prediction_set, audit_sample).
 Flat = tuple[Any, ...]
 # Decisions scored together: (model_name, model_version, api_key_id, decided_at) and their flattened tickets.
 FlatBatch = tuple[tuple[str, str, str | None, datetime], list[Flat]]
-
-
-@lru_cache(maxsize=65_536)
-def _script_of_char(ch: str) -> str:
-    name = unicodedata.name(ch, "")
-    return next((s for prefix, s in _SCRIPTS if name.startswith(prefix)), "other")
-
-
-def script_of(text: str, sample: int = 400) -> str:
-    """The dominant writing system of a text's letters (the language mix a log can see without a detector)."""
-    head = text[:sample]
-    if head.isascii():
-        return "latin" if any(ch.isalpha() for ch in head) else "none"
-    counts: Counter[str] = Counter(_script_of_char(ch) for ch in head if ch.isalpha())
-    return counts.most_common(1)[0][0] if counts else "none"
 
 
 class WriterUnavailable(RuntimeError):

@@ -10,8 +10,8 @@ import pytest
 from triage.data.schema import Example
 from triage.data.sources import load_source
 from triage.decisions.drift import DriftReference, categorical_psi, compare, psi
-from triage.decisions.recorder import script_of
 from triage.models.base import Classifier
+from triage.text import script_of
 
 
 def test_psi_basics() -> None:
