@@ -161,6 +161,16 @@ def fit_linear_heads(
     return names, fitted[: len(names)], [by_cut.get(k) for k in range(len(policy.severity_names) - 1)]
 
 
+def training_weights(train: list[Example], params: BaselineParams) -> np.ndarray:
+    """Each training row's weight: its own, times `shipped_weight` for the shipped tickets (when mixed with shared
+    data; on the shipped tickets alone a common factor would only loosen the regularisation)."""
+    weights = np.array([ex.weight for ex in train], dtype=np.float64)
+    shipped = np.array([ex.source == SHIPPED for ex in train], dtype=bool)
+    if not shipped.all():
+        weights[shipped] *= params.shipped_weight
+    return weights
+
+
 def fit(
     train: list[Example],
     validation: list[Example],
@@ -173,10 +183,7 @@ def fit(
     features = _features(params)
     prepare = normalize_all if params.normalize else list
     x = features.fit_transform(prepare([ex.text for ex in train]))
-    weights = np.array([ex.weight for ex in train], dtype=np.float64)
-    shipped = np.array([ex.source == SHIPPED for ex in train])
-    if not shipped.all():  # on the shipped tickets alone, a common factor would only loosen the regularisation
-        weights[shipped] *= params.shipped_weight
+    weights = training_weights(train, params)
     y = label_matrix(train, policy.category_names)
 
     names, category_models, severity_models = fit_linear_heads(

@@ -100,3 +100,28 @@ def test_priority_in_unit_interval_and_monotone_in_severity(policy: Policy, valu
     worse = {n: 0.0 for n in policy.severity_names}
     worse["critical"] = 1.0
     assert priority(Scores(c, worse), policy) >= p - 1e-9
+
+
+def test_the_ticket_is_filed_under_its_most_harmful_likely_violation(policy: Policy) -> None:
+    # harassment scores higher, but violence weighs more in the policy: 0.55 x 0.9 > 0.7 x 0.6.
+    assert policy.category("violence").weight > policy.category("harassment").weight
+    d = decide(Scores(cats(policy, harassment=0.7, violence=0.55), {"none": 0.1, "low": 0.1, "medium": 0.1,
+                                                                      "high": 0.6, "critical": 0.1}), policy)
+    assert d.category == "violence"
+    # Below its decision threshold a heavier category is not a candidate at all.
+    d = decide(Scores(cats(policy, harassment=0.6, violence=0.3), {"none": 1.0}), policy)
+    assert d.category == "harassment"
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(probs, min_size=10, max_size=10))
+def test_the_category_is_a_flagged_one_with_the_highest_weighted_score(policy: Policy, values) -> None:  # type: ignore[no-untyped-def]
+    c = dict(zip(policy.category_names, values, strict=True))
+    d = decide(Scores(c, {"none": 1.0}), policy)
+    flagged = [n for n, p in c.items() if p >= policy.category(n).threshold]
+    if not flagged:
+        assert d.category == "none"
+        return
+    assert d.category in flagged
+    best = max(c[n] * policy.category(n).weight for n in flagged)
+    assert c[d.category] * policy.category(d.category).weight == best

@@ -1,10 +1,12 @@
-"""The combined model: character/word n-grams and a frozen sentence encoder, stacked per head.
+"""The combined model: character/word n-grams and a second, semantic view, stacked per head.
 
-The two views fail differently: n-grams catch obfuscated slurs, spelling variants and non-English text; the
-encoder's embedding catches paraphrase ("I know where you live" has no threatening word). Each view has linear
-heads (one per category and one per severity cut-point P(severity > k)); a per-head stacker
-z = a * z_ngrams + b * z_encoder + c, fitted on validation, turns the two logits into one calibrated probability.
-Texts are normalised (triage.text) and long ones scored window by window, keeping the most severe window.
+The two views fail differently: n-grams catch obfuscated slurs, spelling variants and non-English text; a
+transformer catches paraphrase ("I know where you live" has no threatening word). The second view is either the
+fine-tuned transformer (`TransformerView`, the default since it measured best) or linear heads on a frozen sentence
+encoder's embedding (`EncoderView`, cheaper to fit). Each view gives one logit per category and per severity
+cut-point P(severity > k); a per-head stacker z = a * z_ngrams + b * z_view + c, fitted on validation, turns the two
+logits into one calibrated probability. Texts are normalised (triage.text) and long ones scored window by window,
+keeping the most severe window.
 """
 
 from __future__ import annotations
@@ -18,16 +20,19 @@ from typing import Any
 import joblib
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import expit
+from scipy.special import expit, logit
 
 from triage.models.base import ModelCard, Prediction, WindowSpec, most_severe_window
 from triage.models.embedding import SentenceEncoder, save_files
+from triage.models.transformer import TransformerClassifier
 from triage.text import normalize_all
 
 log = logging.getLogger(__name__)
 
 KIND = "combined"
 WEIGHTS = "combined.joblib"
+TRANSFORMER_DIR = "transformer"
+_EDGE = 1e-6  # probabilities are clipped this far from 0 and 1 before a logit
 
 
 @dataclass
@@ -76,6 +81,45 @@ class Stacker:
         return self.a * z_ngrams + self.b * z_encoder + self.c
 
 
+@dataclass
+class EncoderView:
+    """Linear heads over a frozen sentence encoder's embedding."""
+
+    encoder: SentenceEncoder
+    heads: LinearHeads
+    kind = "encoder"
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Logits (n, K) for already normalised texts."""
+        return self.heads(self.encoder.embed(texts))
+
+
+@dataclass
+class TransformerView:
+    """The fine-tuned transformer's calibrated outputs as logits, in the combined model's head order.
+
+    A category the transformer was not trained on gets logit 0 everywhere, which its stacker ignores (b = 0).
+    """
+
+    model: TransformerClassifier
+    categories: tuple[str, ...]
+    kind = "transformer"
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Logits (n, K) for already normalised texts: categories, then P(severity > k) per cut-point."""
+        pred = self.model.predict(texts)
+        own = {name: j for j, name in enumerate(self.model.card.categories)}
+        cats = np.zeros((len(texts), len(self.categories)))
+        for k, name in enumerate(self.categories):
+            if name in own:
+                cats[:, k] = logit(np.clip(pred.categories[:, own[name]], _EDGE, 1 - _EDGE))
+        above = 1.0 - np.cumsum(pred.severity, axis=1)[:, :-1]
+        return np.hstack([cats, logit(np.clip(above, _EDGE, 1 - _EDGE))])
+
+
+View = EncoderView | TransformerView
+
+
 def cumulative_to_levels(cumulative: np.ndarray) -> np.ndarray:
     """Level probabilities (n, L) from P(severity > k) (n, L-1), forced non-increasing in k."""
     s = np.minimum.accumulate(np.clip(cumulative, 0.0, 1.0), axis=1)
@@ -87,25 +131,24 @@ def cumulative_to_levels(cumulative: np.ndarray) -> np.ndarray:
 
 
 class CombinedClassifier:
-    """Stacked n-gram and sentence-encoder heads; categories first, then severity cut-points, in one matrix."""
+    """Stacked n-gram and second-view heads; categories first, then severity cut-points, in one matrix."""
 
-    def __init__(self, ngrams: NgramFeatures, ngram_heads: LinearHeads, encoder: SentenceEncoder,
-                 encoder_heads: LinearHeads, stacker: Stacker, card: ModelCard) -> None:
+    def __init__(self, ngrams: NgramFeatures, ngram_heads: LinearHeads, view: View, stacker: Stacker,
+                 card: ModelCard) -> None:
         self.ngrams = ngrams
         self.ngram_heads = ngram_heads
-        self.encoder = encoder
-        self.encoder_heads = encoder_heads
+        self.view = view
         self.stacker = stacker
         self.card = card
         self.windows = WindowSpec.from_card(card.extra) or WindowSpec()
 
     def view_logits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Each view's raw logits (n, K) for already normalised texts (K = categories + severity cut-points)."""
-        return self.ngram_heads(self.ngrams(texts)), self.encoder_heads(self.encoder.embed(texts))
+        return self.ngram_heads(self.ngrams(texts)), self.view.logits(texts)
 
-    def probabilities(self, z_ngrams: np.ndarray, z_encoder: np.ndarray) -> Prediction:
+    def probabilities(self, z_ngrams: np.ndarray, z_view: np.ndarray) -> Prediction:
         """Stacked, calibrated probabilities from the two views' logits."""
-        p = expit(self.stacker(z_ngrams, z_encoder))
+        p = expit(self.stacker(z_ngrams, z_view))
         n_cat = len(self.card.categories)
         return Prediction(categories=p[:, :n_cat], severity=cumulative_to_levels(p[:, n_cat:]))
 
@@ -117,13 +160,17 @@ class CombinedClassifier:
         return most_severe_window(self._predict_normalised, normalize_all(texts), self.windows)
 
     def save(self, directory: Path) -> None:
-        """Write the vectorizers, heads, stacker, encoder and card into `directory`."""
+        """Write the vectorizers, heads, stacker, second view and card into `directory`."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        joblib.dump({"ngrams": self.ngrams, "ngram_heads": self.ngram_heads, "encoder_heads": self.encoder_heads,
-                     "stacker": self.stacker, "encoder_max_length": self.encoder.max_length},
-                    directory / WEIGHTS, compress=3)
-        save_files(directory, self.encoder)
+        raw: dict[str, Any] = {"ngrams": self.ngrams, "ngram_heads": self.ngram_heads, "stacker": self.stacker,
+                               "view": self.view.kind}
+        if isinstance(self.view, EncoderView):
+            raw |= {"encoder_heads": self.view.heads, "encoder_max_length": self.view.encoder.max_length}
+            save_files(directory, self.view.encoder)
+        else:
+            self.view.model.save(directory / TRANSFORMER_DIR)
+        joblib.dump(raw, directory / WEIGHTS, compress=3)
         self.card.write(directory)
 
     @classmethod
@@ -134,5 +181,11 @@ class CombinedClassifier:
         if card.kind != KIND:
             raise ValueError(f"{path} holds a {card.kind!r} classifier, not {KIND!r}")
         raw = joblib.load(path / WEIGHTS)
-        encoder = SentenceEncoder.load(path, max_length=int(raw["encoder_max_length"]), threads=threads)
-        return cls(raw["ngrams"], raw["ngram_heads"], encoder, raw["encoder_heads"], raw["stacker"], card)
+        view: View
+        if raw.get("view", EncoderView.kind) == TransformerView.kind:
+            view = TransformerView(TransformerClassifier.load(path / TRANSFORMER_DIR, threads=threads),
+                                   tuple(card.categories))
+        else:
+            encoder = SentenceEncoder.load(path, max_length=int(raw["encoder_max_length"]), threads=threads)
+            view = EncoderView(encoder, raw["encoder_heads"])
+        return cls(raw["ngrams"], raw["ngram_heads"], view, raw["stacker"], card)

@@ -73,7 +73,7 @@ def combined_model(policy: Policy, tmp_path_factory: pytest.TempPathFactory) -> 
     from triage.data.splits import split_examples
 
     splits = split_examples(load_examples())
-    params = CombinedParams(min_df=1, n_jobs=1, encoder_max_train=100, encoder_keep_positives=5,
+    params = CombinedParams(second_view="encoder", min_df=1, n_jobs=1, encoder_max_train=100, encoder_keep_positives=5,
                             window_size=24, window_stride=16, max_windows=4,
                             embedding_cache=str(tmp_path_factory.mktemp("embeddings")))
     return fit(splits["train"], splits["validation"], policy, params)
@@ -156,3 +156,64 @@ def test_a_tickets_scores_do_not_depend_on_its_batch(combined_model: CombinedCla
     alone = combined_model.predict(TEXTS[:1]).categories[0]
     batched = combined_model.predict(TEXTS).categories[0]
     np.testing.assert_allclose(alone, batched, atol=1e-4)
+
+
+# ------------------------------------------------------------------- slow: the fine-tuned transformer as second view
+
+TINY_TRANSFORMER = {"max_length": 24, "batch_size": 8, "epochs": 1, "max_steps": 3, "max_train_examples": None,
+                    "max_eval_examples": 16, "min_category_positives": 2, "calibration_min_positives": 3,
+                    "min_true_positives": 1, "parity_examples": 8, "eval_batch_size": 16, "seed": 3}
+
+
+@pytest.fixture(scope="module")
+def stacked_on_transformer(policy: Policy) -> CombinedClassifier:
+    """A combined model whose second view is a transformer fine-tuned (a few steps) inside the same fit."""
+    from training.combined import CombinedParams, fit
+    from triage.data.splits import split_examples
+
+    splits = split_examples(load_examples())
+    params = CombinedParams(min_df=1, n_jobs=1, window_size=24, window_stride=16, max_windows=4,
+                            transformer=TINY_TRANSFORMER)
+    return fit(splits["train"], splits["validation"], policy, params)
+
+
+@pytest.mark.slow
+def test_transformer_view_stacks_and_round_trips(stacked_on_transformer: CombinedClassifier, tmp_path: Path,
+                                                 policy: Policy) -> None:
+    from triage.models.combined import TransformerView
+    from triage.models.io import load_classifier
+
+    model = stacked_on_transformer
+    assert isinstance(model.view, TransformerView) and model.card.extra["second_view"] == "transformer"
+    assert set(model.card.extra["stacker"]) == {"ngrams", "transformer"}
+    # The view's logits are the transformer's own calibrated probabilities, in the combined model's head order.
+    texts = [normalize(t) for t in TEXTS]
+    z = model.view.logits(texts)
+    own = model.view.model.predict(texts)
+    for k, name in enumerate(model.card.categories):
+        if name in model.view.model.card.categories:
+            j = model.view.model.card.categories.index(name)
+            np.testing.assert_allclose(1 / (1 + np.exp(-z[:, k])), np.clip(own.categories[:, j], 1e-6, 1 - 1e-6),
+                                       rtol=1e-6)
+        else:
+            assert np.all(z[:, k] == 0.0)  # no transformer head: the stacker leans on n-grams alone
+    above_none = 1 / (1 + np.exp(-z[:, len(model.card.categories)]))
+    np.testing.assert_allclose(above_none, np.clip(1 - own.severity[:, 0], 1e-6, 1 - 1e-6), rtol=1e-6)
+    pred = model.predict(TEXTS)
+    assert pred.categories.shape == (len(TEXTS), len(model.card.categories))
+    np.testing.assert_allclose(pred.severity.sum(axis=1), 1.0, atol=1e-6)
+    model.save(tmp_path / "model")
+    restored = load_classifier(tmp_path / "model")
+    assert isinstance(restored, CombinedClassifier) and isinstance(restored.view, TransformerView)
+    after = restored.predict(TEXTS)
+    np.testing.assert_allclose(after.categories, pred.categories, atol=1e-6)
+    np.testing.assert_allclose(after.severity, pred.severity, atol=1e-6)
+
+
+def test_combined_params_name_a_known_second_view() -> None:
+    from training.combined import CombinedParams
+
+    with pytest.raises(ValueError, match="second_view"):
+        CombinedParams(second_view="bert")
+    with pytest.raises(ValueError, match="transformer_dir"):
+        CombinedParams(second_view="encoder", transformer_dir="/models/transformer")
