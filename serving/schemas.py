@@ -100,6 +100,10 @@ class ModelInfo(BaseModel):
     name: str
     version: str
     kind: str
+    components: list[str] = Field(
+        default_factory=list,
+        description="What the model is built from: for `combined`, its stacked views ('ngrams' and 'transformer' or "
+                    "'encoder'); otherwise the kind alone.")
     policy_name: str
     policy_version: str
     trained_policy_version: str

@@ -6,9 +6,17 @@ from fastapi import APIRouter
 
 from serving.deps import ApiKey, PolicyDep, ServingDep
 from serving.schemas import ErrorOut, ModelInfo
+from triage.models.base import ModelCard
 from triage.models.examples import head_status
 
 router = APIRouter(prefix="/v1", tags=["model"], dependencies=[ApiKey])
+
+
+def components(card: ModelCard) -> list[str]:
+    """What the model is built from: a combined model's two stacked views, else its kind alone."""
+    if card.kind == "combined":
+        return ["ngrams", str(card.extra.get("second_view", "encoder"))]
+    return [card.kind]
 
 
 @router.get("/model", response_model=ModelInfo, responses={401: {"model": ErrorOut}, 503: {"model": ErrorOut}})
@@ -21,6 +29,7 @@ def model_info(serving: ServingDep, policy: PolicyDep) -> ModelInfo:
         name=loaded.name,
         version=loaded.version,
         kind=card.kind,
+        components=components(card),
         policy_name=policy.name,
         policy_version=policy.version,
         trained_policy_version=card.policy_version,

@@ -70,6 +70,7 @@ def test_health_ready_model(client: TestClient) -> None:
     assert client.get("/readyz").status_code == 200
     info = client.get("/v1/model").json()
     assert info["name"] == "triage" and info["version"] == "1"
+    assert info["components"] == [info["kind"]]
     assert info["policy_version"] == "2026.11.1"
     assert info["metrics"] == {"macro_f1": 0.5}
     assert set(info["categories"]) | set(info["untrained_categories"]) >= {"hate", "spam", "privacy"}
@@ -203,3 +204,16 @@ def test_installing_a_model_takes_the_heap_out_of_the_cyclic_collector(tiny_load
     ModelSlot().install(tiny_loaded, policy, TicketLimits())
     assert gc.get_freeze_count() > 0
     assert not any(o is marker for o in gc.get_objects(generation=2))
+
+
+def test_model_info_names_a_combined_models_views() -> None:
+    from serving.routes.model import components
+    from triage.models.base import ModelCard
+
+    def card(kind: str, **extra: object) -> ModelCard:
+        return ModelCard(kind=kind, categories=["spam"], severity_levels=["none", "low"], policy_name="default",
+                         policy_version="1", policy_digest="x", extra=dict(extra))
+
+    assert components(card("combined", second_view="transformer")) == ["ngrams", "transformer"]
+    assert components(card("combined")) == ["ngrams", "encoder"]  # saved before the transformer view existed
+    assert components(card("baseline")) == ["baseline"]
