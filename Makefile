@@ -36,7 +36,7 @@ train: setup                ## train the baseline on ../shared/datasets and regi
 train-transformer: setup    ## fine-tune MiniLM on all shared data (under 30 min on 2 cores)
 	$(BIN)/triage train --model transformer --alias challenger
 
-train-combined: setup      ## n-grams + the fine-tuned transformer, stacked (the most accurate model, ~25 min); @challenger
+train-combined: setup      ## n-grams + the fine-tuned transformer, stacked (the most accurate model, ~20 min); @challenger
 	$(BIN)/triage train --model combined --alias challenger
 
 retrain: setup              ## challenger from base data + expert labels; compare with the champion

@@ -52,8 +52,7 @@ def decide(scores: Scores, policy: Policy, thresholds: Mapping[str, float] | Non
     )
     # The ticket is filed under the most harmful likely violation: weight x probability (a threat that is also an
     # insult is violence), while the ambiguity rule below still compares the two highest probabilities.
-    category = max(positives, key=lambda n: scores.categories[n] * policy.category(n).weight) if positives \
-        else NO_CATEGORY
+    category = max(positives, key=lambda n: scores.categories[n] * policy.category(n).weight, default=NO_CATEGORY)
     level = max(scores.severity, key=lambda s: scores.severity[s]) if scores.severity else policy.severity_names[0]
     reasons: list[str] = []
 

@@ -105,14 +105,17 @@ class TransformerView:
     categories: tuple[str, ...]
     kind = "transformer"
 
+    def __post_init__(self) -> None:
+        own = {name: j for j, name in enumerate(self.model.card.categories)}
+        # (combined column, transformer column) of every category both know; set once, not per request.
+        self._shared = [(k, own[name]) for k, name in enumerate(self.categories) if name in own]
+
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Logits (n, K) for already normalised texts: categories, then P(severity > k) per cut-point."""
         pred = self.model.predict(texts)
-        own = {name: j for j, name in enumerate(self.model.card.categories)}
         cats = np.zeros((len(texts), len(self.categories)))
-        for k, name in enumerate(self.categories):
-            if name in own:
-                cats[:, k] = logit(np.clip(pred.categories[:, own[name]], _EDGE, 1 - _EDGE))
+        for k, j in self._shared:
+            cats[:, k] = logit(np.clip(pred.categories[:, j], _EDGE, 1 - _EDGE))
         above = 1.0 - np.cumsum(pred.severity, axis=1)[:, :-1]
         return np.hstack([cats, logit(np.clip(above, _EDGE, 1 - _EDGE))])
 
