@@ -17,7 +17,7 @@ from serving.metrics import Metrics
 from serving.model_source import DirectorySource, ModelSource, RegistrySource, Reloader
 from serving.observability import REQUEST_ID_HEADER, RequestContext, docs_urls
 from serving.routes import decisions, health, metrics, ml_backend, model, review, score
-from serving.state import ModelSlot
+from serving.state import ModelSlot, settle_heap
 from serving.workers import LeaderLock
 from triage.decisions.service import build_decision_log
 from triage.review.retention import RetentionTask
@@ -85,6 +85,10 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
         decision_log = app.state.decisions
         if decision_log is not None:
             await asyncio.to_thread(decision_log.start)
+        # Start-up after the model load (the decision log's migrations import Alembic) left some 25,000 objects in
+        # the collector's view, walked by every full collection under load (measured: 0.22 s of them per 25,000
+        # requests, 0.06 s once settled).
+        settle_heap()
         try:
             yield
         finally:

@@ -206,6 +206,23 @@ def test_installing_a_model_takes_the_heap_out_of_the_cyclic_collector(tiny_load
     assert not any(o is marker for o in gc.get_objects(generation=2))
 
 
+def test_start_up_settles_the_heap_once_the_decision_log_has_started(tiny_loaded: LoadedModel,
+                                                                   settings: Settings,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the decision log's start-up leaves (Alembic's modules and tables) must be frozen too, not only the
+    model: full collections under load walked it (0.22 s per 25,000 requests)."""
+    import serving.app
+
+    seen: list[bool] = []
+    app = create_app(settings, source=StaticSource(tiny_loaded))
+    assert app.state.decisions is not None
+    log = app.state.decisions
+    monkeypatch.setattr(serving.app, "settle_heap", lambda: seen.append(log.recorder._thread is not None))
+    with TestClient(app) as c:
+        assert c.get("/readyz").status_code == 200
+    assert seen == [True]
+
+
 def test_model_info_names_a_combined_models_views() -> None:
     from serving.routes.model import components
     from triage.models.base import ModelCard
