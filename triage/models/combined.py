@@ -112,7 +112,7 @@ class TransformerView:
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Logits (n, K) for already normalised texts: categories, then P(severity > k) per cut-point."""
-        pred = self.model.predict(texts)
+        pred = self.model.predict_prepared(texts)  # the combined model normalised them: not a second time
         cats = np.zeros((len(texts), len(self.categories)))
         for k, j in self._shared:
             cats[:, k] = logit(np.clip(pred.categories[:, j], _EDGE, 1 - _EDGE))

@@ -277,6 +277,11 @@ class TransformerClassifier:
         """
         if self.card.extra.get("normalize"):
             texts = normalize_all(texts)
+        return self.predict_prepared(texts)
+
+    def predict_prepared(self, texts: Sequence[str]) -> Prediction:
+        """`predict` for texts already in the form the model reads (normalised when it was trained so), as a caller
+        that normalised them itself passes them: the same windows and calibration, no second normalisation."""
         spec = WindowSpec.from_card(self.card.extra) or default_windows(self.max_length)
         return most_severe_window(lambda chunk: self.calibrate(*self.predict_logits(chunk)), texts, spec)
 

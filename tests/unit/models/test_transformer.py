@@ -157,6 +157,11 @@ def test_save_then_load_gives_the_same_predictions(trained: tuple) -> None:
     # A text scores the same alone or in a batch (the int8 runtime runs one text per call).
     one = np.vstack([loaded.predict([t]).categories for t in texts[:5]])
     np.testing.assert_allclose(one, loaded.predict(texts[:5]).categories, atol=1e-6)
+    # Texts its caller normalised already (the combined model's transformer view) score as the raw texts do.
+    from triage.text import normalize_all
+
+    prepared = loaded.predict_prepared(normalize_all(texts))
+    np.testing.assert_allclose(prepared.categories, loaded.predict(texts).categories, atol=1e-6)
 
 
 @pytest.mark.slow
