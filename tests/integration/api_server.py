@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,32 +25,40 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_api(env: Mapping[str, str], ready_timeout_s: float = 120, args: Sequence[str] = ()) -> Iterator[str]:
-    """Start `triage serve [args]`, wait for /readyz, yield its base URL, stop it (SIGTERM) afterwards."""
+def running_api(env: Mapping[str, str], ready_timeout_s: float = 120, args: Sequence[str] = (),
+                log: Path | None = None) -> Iterator[str]:
+    """Start `triage serve [args]`, wait for /readyz, yield its base URL, stop it (SIGTERM) afterwards.
+
+    The server's output goes to `log` (a temporary file by default, never an unread pipe that could fill and block
+    the server) and is quoted when the server fails to start.
+    """
     port = free_port()
-    proc = subprocess.Popen([TRIAGE, "serve", "--port", str(port), *args], env=dict(env), cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + ready_timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"triage serve exited: {proc.stdout.read() if proc.stdout else ''}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"triage serve was not ready within {ready_timeout_s:.0f} s")
-            time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
+    with (log.open("w+") if log else tempfile.TemporaryFile("w+")) as out:
+        proc = subprocess.Popen([TRIAGE, "serve", "--port", str(port), *args], env=dict(env), cwd=ROOT,
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
+        url = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            deadline = time.monotonic() + ready_timeout_s
+            while True:
+                if proc.poll() is not None:
+                    out.seek(0)
+                    raise RuntimeError(f"triage serve exited: {out.read()}")
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    out.seek(0)
+                    raise RuntimeError(f"triage serve was not ready within {ready_timeout_s:.0f} s: {out.read()}")
+                time.sleep(0.3)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def cli(env: Mapping[str, str], *args: str, timeout: float = 600) -> str:
