@@ -12,7 +12,9 @@ Usage: PYTHONPATH=. .venv/bin/python benchmarks/bench_decisions.py [--n 100000] 
    weeks: report time, and the log's size per 1,000 decisions with texts and after `purge` + VACUUM (no texts).
 4. Serves the saved baseline with `triage serve` and measures single-ticket requests/s with the log off and on,
    two servers side by side (log off, log on) loaded in turn by wrk, `--bursts` per round, the order alternating;
-   the acceptance bound is on >= 95% of off.
+   the acceptance bound is on >= 95% of off. Each round is a fresh pair of processes, and the pairs are the
+   independent samples (a process keeps its own speed, within about +-5%, for its life): the per-pair ratios and a
+   95% interval of their mean are reported.
 Prints the figures and writes results/bench_decisions.json (and the report under results/bench_decisions/).
 """
 
@@ -146,6 +148,11 @@ def throughput(model_dir: Path, texts: list[str], duration: float, rounds: int, 
     off = float(np.mean([m["requests_per_s"] for m in runs["off"]]))
     on = float(np.mean([m["requests_per_s"] for m in runs["on"]]))
     paired = [b["requests_per_s"] / a["requests_per_s"] for a, b in zip(runs["off"], runs["on"], strict=True)]
+    # A server process keeps its own speed for its life (identical log-off servers differ by up to 5%, with hash
+    # seeds fixed and address randomisation off): the rounds, each a fresh pair, are the independent samples.
+    per_round = [float(np.mean([m["requests_per_s"] for m in runs["on"][r * bursts:(r + 1) * bursts]])
+                       / np.mean([m["requests_per_s"] for m in runs["off"][r * bursts:(r + 1) * bursts]]))
+                 for r in range(rounds)]
 
     def cpu(mode: str, key: str) -> float:
         return float(np.median([m[key] for m in runs[mode]]))
@@ -155,11 +162,23 @@ def throughput(model_dir: Path, texts: list[str], duration: float, rounds: int, 
             "requests_on": sum(m["requests"] for m in runs["on"]), "off_requests_per_s": off,
             "on_requests_per_s": on, "on_vs_off": on / off, "burst_ratios": [round(x, 4) for x in paired],
             "median_burst_ratio": float(np.median(paired)), "within_5_percent": on >= 0.95 * off,
+            "round_ratios": [round(x, 4) for x in per_round], "round_ratio_interval_95": round_interval(per_round),
             "off_cpu_ms_per_request": cpu_off, "on_cpu_ms_per_request": cpu_on,
             "off_api_cpu_ms_per_request": cpu("off", "api_cpu_ms_per_request"),
             "on_api_cpu_ms_per_request": cpu("on", "api_cpu_ms_per_request"),
             "on_writer_cpu_ms_per_request": cpu("on", "writer_cpu_ms_per_request"),
             "cpu_bound_on_vs_off": cpu_off / cpu_on, "cpu_bound_within_5_percent": cpu_off / cpu_on >= 0.95}
+
+
+def round_interval(ratios: list[float]) -> list[float] | None:
+    """A 95% t-interval of the mean on/off ratio over server pairs (None with fewer than two)."""
+    if len(ratios) < 2:
+        return None
+    from scipy import stats
+
+    mean, sem = float(np.mean(ratios)), float(stats.sem(ratios))
+    half = float(stats.t.ppf(0.975, len(ratios) - 1)) * sem
+    return [mean - half, mean + half]
 
 
 def print_api(api: dict[str, object]) -> None:
@@ -170,6 +189,9 @@ def print_api(api: dict[str, object]) -> None:
           f"{'met' if api['within_5_percent'] else 'NOT met'}); burst by burst {ratios} (median "
           f"{api['median_burst_ratio']:.1%}); {api['decisions_logged']:,} decisions logged for "
           f"{api['requests_on']:,.0f} requests and warm-ups")
+    interval = api["round_ratio_interval_95"]
+    print("server pair by server pair: " + ", ".join(f"{x:.1%}" for x in api["round_ratios"])  # type: ignore[attr-defined]
+          + (f" (95% interval of the mean {interval[0]:.1%} to {interval[1]:.1%})" if interval else ""))  # type: ignore[index]
     print(f"server CPU per request: log off {api['off_cpu_ms_per_request']:.2f} ms, on "
           f"{api['on_cpu_ms_per_request']:.2f} ms = API process {api['on_api_cpu_ms_per_request']:.2f} ms (off "
           f"{api['off_api_cpu_ms_per_request']:.2f}) + writer process {api['on_writer_cpu_ms_per_request']:.3f} ms "
@@ -194,8 +216,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--train", type=int, default=20_000)
     parser.add_argument("--duration", type=float, default=15.0)
-    parser.add_argument("--rounds", type=int, default=2, help="server pairs (off and on) started in turn")
-    parser.add_argument("--bursts", type=int, default=4, help="loads of each server per round")
+    parser.add_argument("--rounds", type=int, default=6, help="server pairs (off and on) started in turn")
+    parser.add_argument("--bursts", type=int, default=2, help="loads of each server per round")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--out", type=Path, default=ROOT / "results")
     parser.add_argument("--api-only", action="store_true", help="only the log on/off API measurement")
