@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 # category_scores, severity_scores, reasons, prediction_set, audit_sample).
 Flat = tuple[Any, ...]
 # Decisions scored together: (model_name, model_version, api_key_id, decided_at) and their flattened tickets.
-FlatBatch = tuple[tuple[str, str, str | None, datetime], list[Flat]]
+FlatBatch = tuple[tuple[str, str, str | None, datetime], Sequence[Flat]]
 
 
 class WriterUnavailable(RuntimeError):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import time
+import weakref
 from pathlib import Path
 
 import psutil
@@ -105,3 +107,18 @@ def test_writer_process_runs_at_lower_priority(tmp_path: Path) -> None:
         assert child.nice() == psutil.Process().nice() + 7
     finally:
         writer.stop()
+
+
+def test_queued_decisions_hold_none_of_the_scored_tickets_except_the_audit_sample(tmp_path: Path) -> None:
+    """Held until the flush, the scored tickets cost every garbage collection under load a walk over them."""
+    store = _store(tmp_path, "q.db")
+    rec = Recorder(store, DecisionsSettings(writer="thread", audit_rate=1.0, flush_interval_s=60.0), "p")
+    items = [scored(t, p, text=x, route="auto" if p > 0.9 else "review") for t, p, x in ITEMS]
+    refs = {it.ticket.id: weakref.ref(it) for it in items}
+    rec.record(items, "triage", "3")
+    del items
+    gc.collect()
+    # Only P-2, auto-routed and in the audit sample (rate 1.0), stays alive for the review queue.
+    assert {t: ref() is not None for t, ref in refs.items()} == {"P-1": False, "P-2": True, "P-3": False}
+    assert rec.flush() == 3
+    assert {r["ticket_id"] for r in _rows(store)} == {"P-1", "P-2", "P-3"}
