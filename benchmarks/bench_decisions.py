@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_http_load import _phase
 from benchmarks.bench_scale import wrk
 from benchmarks.common import ROOT, served
+from benchmarks.hardware import cpu_info
 from training.baseline import BaselineParams, fit
 from triage.data.schema import Example
 from triage.data.sources import load_all
@@ -206,7 +207,8 @@ def api_only(clf: object, examples: list[Example], args: argparse.Namespace, rng
     texts = [examples[i].text[:2000] for i in rng.permutation(len(examples))[:2000]]
     api = throughput(work / "model", texts, args.duration, args.rounds, args.concurrency, work, args.bursts)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench_decisions_api.json").write_text(json.dumps(api, indent=2, default=str))
+    record = {**api, "cpu": cpu_info(), "cpu_count": os.cpu_count()}
+    (args.out / "bench_decisions_api.json").write_text(json.dumps(record, indent=2, default=str))
     print_api(api)
     shutil.rmtree(work, ignore_errors=True)
 
@@ -305,7 +307,7 @@ def main() -> None:
         "drift_reference_s": round(t_ref, 1), "report_s": round(t_report, 1),
         "log_bytes_per_1000_with_text": round(with_text / args.n * 1000),
         "log_bytes_per_1000_without_text": round(without_text / args.n * 1000), "texts_purged": purged,
-        "api": api, "cpu_count": os.cpu_count(),
+        "api": api, "cpu": cpu_info(), "cpu_count": os.cpu_count(),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_decisions.json").write_text(json.dumps(results, indent=2, default=str))
