@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
+from benchmarks.common import ServerNotReady, free_port, stop_server, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 TRIAGE = str(Path(sys.executable).parent / "triage")
 
-
-def free_port() -> int:
-    """A loopback port nobody listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["ROOT", "TRIAGE", "cli", "free_port", "running_api"]
 
 
 @contextmanager
@@ -38,27 +31,14 @@ def running_api(env: Mapping[str, str], ready_timeout_s: float = 120, args: Sequ
                                 stdout=out, stderr=subprocess.STDOUT, text=True)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + ready_timeout_s
-            while True:
-                if proc.poll() is not None:
-                    out.seek(0)
-                    raise RuntimeError(f"triage serve exited: {out.read()}")
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    out.seek(0)
-                    raise RuntimeError(f"triage serve was not ready within {ready_timeout_s:.0f} s: {out.read()}")
-                time.sleep(0.3)
+            try:
+                wait_ready(proc, url, ready_timeout_s)
+            except ServerNotReady as err:
+                out.seek(0)
+                raise RuntimeError(f"{err}: {out.read()}") from err
             yield url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc, timeout_s=20)
 
 
 def cli(env: Mapping[str, str], *args: str, timeout: float = 600) -> str:

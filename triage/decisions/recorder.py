@@ -162,13 +162,13 @@ class Recorder:
                 batch, picked = self._queue.popleft()
             except IndexError:
                 break
-            meta, flats = batch
+            (model_name, model_version, _key, decided_at), flats = batch
             with self._lock:
                 self._queued -= len(flats)
             batches.append(batch)
             n += len(flats)
             if picked:
-                audits.append(_Batch(picked, meta[0], meta[1], None, meta[3]))
+                audits.append(_Batch(picked, model_name, model_version, None, decided_at))
         return batches, n, audits
 
     def _insert(self, batches: list[FlatBatch]) -> None:
