@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -60,18 +61,24 @@ end
 
 def wrk(url: str, path: str, bodies_file: Path, concurrency: int, duration: float,
         pid: int | None = None) -> dict[str, float]:
-    """One wrk run (2 threads, `concurrency` connections); requests/s, p50/p99 ms, errors, and with the server's
-    pid its CPU ms per request (all threads; the event loop's thread alone)."""
+    """One wrk run (2 threads, `concurrency` connections); requests/s, p50/p99 ms, errors, how busy the host's cores
+    were and how much of that was wrk, and with the server's pid its CPU ms per request (all threads; the event
+    loop's thread alone)."""
     method = "GET" if path == "/healthz" else "POST"
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(WRK_SCRIPT % {"bodies": bodies_file, "method": method, "path": path})
-    before = _cpu_s(pid)
+    before, host_before, wrk_before = _cpu_s(pid), _host_cpu(), _children_cpu_s()
     out = subprocess.run(["wrk", "-t2", f"-c{concurrency}", f"-d{duration:.0f}s", "--timeout", "10s", "-s", f.name,
                           url], capture_output=True, text=True, check=True).stdout
-    after = _cpu_s(pid)
+    after, host_after, wrk_after = _cpu_s(pid), _host_cpu(), _children_cpu_s()
     os.unlink(f.name)
     result: dict[str, float] = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT"))[7:])
     result["requests_per_s"] = result["requests"] / result["seconds"]
+    busy, total = host_after[0] - host_before[0], host_after[1] - host_before[1]
+    if total > 0:
+        # Share of all cores' time spent busy (any process) during the run, and wrk's own part of it.
+        result["host_cpu_busy"] = busy / total
+        result["wrk_cpu_share"] = (wrk_after - wrk_before) * os.sysconf("SC_CLK_TCK") / total
     if before and after and result["requests"]:
         result["server_cpu_ms_per_request"] = (after[0] - before[0]) * 1000 / result["requests"]
         result["event_loop_cpu_ms_per_request"] = (after[1] - before[1]) * 1000 / result["requests"]
@@ -89,6 +96,20 @@ def _cpu_s(pid: int | None) -> tuple[float, float] | None:
         return (int(fields[11]) + int(fields[12])) / tick  # utime + stime
 
     return read(f"/proc/{pid}/stat"), read(f"/proc/{pid}/task/{pid}/stat")
+
+
+def _host_cpu() -> tuple[int, int]:
+    """Busy and total clock ticks of all cores since boot, from /proc/stat (idle and iowait count as not busy)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+    total = sum(ticks[:8])  # guest time is already inside user time
+    return total - idle, total
+
+
+def _children_cpu_s() -> float:
+    """CPU seconds of the finished child processes (wrk) so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 @contextmanager
@@ -202,6 +223,10 @@ def main() -> None:
                 two = wrk(url, "/v1/score", bodies, 8, args.duration)
             results["score_2_workers"] = two
             results["workers_2_over_1"] = two["requests_per_s"] / one["requests_per_s"]
+        if one.get("host_cpu_busy"):
+            # With every core already this busy at one process, N processes at the same CPU per request can at best
+            # fill the rest: the ratio's ceiling on this host (wrk included, as it shares the cores).
+            results["workers_ceiling_on_this_host"] = 1.0 / one["host_cpu_busy"]
         args.out.write_text(json.dumps(results, indent=2))  # the HTTP figures survive a failing overload phase
         print("3. overload: 0.3x then 2x the saturation rate measured in 1.", flush=True)
         results["overload"] = overload(env, texts_file, one["requests_per_s"], args.overload_duration)
@@ -220,17 +245,22 @@ def report(r: dict[str, object]) -> None:
           f"{r['load_average_1m_after']:.1f} (cores shared with other work); wrk concurrency 8, "
           f"{r['duration_s']:.0f} s, model {r['model']}; {r['server_settings']}")
     if "healthz" in r:
-        print(f"{'phase':<18}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'CPU ms/req':>12}{'loop ms/req':>13}")
+        print(f"{'phase':<18}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'CPU ms/req':>12}{'loop ms/req':>13}"
+              f"{'host busy':>11}{'wrk':>6}")
         for name in ("healthz", "score_1_worker", "score_2_workers"):
             m = r.get(name)
             if not isinstance(m, dict):
                 continue
             print(f"{name:<18}{m['requests_per_s']:>8.0f}{m['p50_ms']:>9.1f}{m['p99_ms']:>9.1f}{m['non_2xx']:>9.0f}"
                   f"{m.get('server_cpu_ms_per_request', float('nan')):>12.3f}"
-                  f"{m.get('event_loop_cpu_ms_per_request', float('nan')):>13.3f}")
+                  f"{m.get('event_loop_cpu_ms_per_request', float('nan')):>13.3f}"
+                  f"{m.get('host_cpu_busy', float('nan')):>11.0%}{m.get('wrk_cpu_share', float('nan')):>6.0%}")
         print(f"/v1/score over /healthz: {r['score_over_healthz']:.0%} (target >= 50%)"
               + (f"; 2 workers over 1: {r['workers_2_over_1']:.2f}x (target >= 1.7x)" if "workers_2_over_1" in r
                  else ""))
+        if "workers_ceiling_on_this_host" in r:
+            print(f"one process keeps the host's cores {r['score_1_worker']['host_cpu_busy']:.0%} busy (wrk included), "  # type: ignore[index]
+                  f"so more processes can reach at most {r['workers_ceiling_on_this_host']:.2f}x on this host")
     o = r["overload"]
     assert isinstance(o, dict)
     print(f"saturation (wrk, concurrency 8): {o['saturation_per_s']:.0f} req/s")

@@ -46,7 +46,9 @@ class ServingSettings(BaseModel):
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     reload_interval_s: float = Field(default=0.0, ge=0.0, description="poll for a new @champion; 0 = off")
     microbatch_max: int = Field(default=32, ge=1, le=1024)
-    microbatch_wait_ms: float = Field(default=2.0, ge=0.0, le=1000.0)
+    microbatch_wait_ms: float = Field(default=0.25, ge=0.0, le=1000.0,
+                                      description="how long a free model worker waits for more requests to join "
+                                      "the ones already queued")
     threads: int = Field(default=1, ge=1, le=64, description="intra-op threads per model call")
     model_workers: int = Field(default=2, ge=1, le=64, description="model calls that run at once (one per core)")
     model_dir: Path | None = Field(default=None, description="serve a saved classifier directory, not the registry")

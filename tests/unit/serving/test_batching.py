@@ -61,6 +61,26 @@ def test_concurrent_jobs_share_model_calls_and_keep_their_results(policy: Policy
     assert len(clf.calls) < 40 and max(clf.calls) <= 16
 
 
+def test_requests_that_queued_while_the_model_was_busy_join_one_call_without_waiting(policy: Policy) -> None:
+    clf = CountingClassifier(delay_s=0.05)
+    slot = ModelSlot()
+    slot.install(LoadedModel(clf, "m", "1", "champion", None, {}), policy, TicketLimits())
+
+    async def run() -> None:
+        batcher = MicroBatcher(slot, max_items=16, max_wait_ms=0)  # no waiting for company: only what queued
+        batcher.start()
+        try:
+            first = asyncio.ensure_future(batcher.score([Ticket("a", "first")]))
+            await asyncio.sleep(0.01)  # the first call is running; these five queue behind it
+            rest = [batcher.score([Ticket(f"t{i}", "x" * i)]) for i in range(1, 6)]
+            await asyncio.gather(first, *rest)
+        finally:
+            await batcher.stop()
+
+    asyncio.run(run())
+    assert clf.calls == [1, 5]
+
+
 class OverlapClassifier(CountingClassifier):
     """Records how many model calls run at the same moment; texts starting with "boom" make the call fail."""
 
