@@ -44,7 +44,7 @@ from triage.data.schema import Example, label_matrix, severity_vector
 from triage.data.splits import Split, data_hash, split_examples
 from triage.errors import ModelNotFoundError
 from triage.models.base import Classifier
-from triage.quality import auto_clear_miss, review_shares, severe_recall
+from triage.quality import auto_clear_miss, review_causes, review_shares, severe_recall
 from triage.routing import decide
 from triage.scorer import Scorer
 from triage.settings import Settings, get_settings
@@ -247,6 +247,18 @@ def workload_markdown(work: Mapping[str, Any], max_review_share: float) -> list[
     return lines
 
 
+def causes_markdown(causes: list[dict[str, Any]]) -> list[str]:
+    """What sends clean texts to review, per cause (a category's rules, or the severity rules)."""
+    if not causes:
+        return []
+    lines = ["#### What sends clean texts to review", "",
+             f"Of the {causes[0]['clean_rows']:,} clean test texts: the share each cause holds back (a text may have "
+             "several), and the share it alone holds back (what the review load would lose if that cause cleared "
+             "them).", "", "| cause | clean texts held back | held back by it alone |", "|---|---:|---:|"]
+    lines += [f"| {c['cause']} | {_f(c['held_share'])} | {_f(c['alone_share'])} |" for c in causes]
+    return lines
+
+
 def promises_markdown(clears: list[dict[str, Any]], severe: list[dict[str, Any]], delta: float) -> list[str]:
     """The auto-clear and severity tables."""
     lines = [f"### Auto-cleared violating texts (positive, routed auto, not flagged for the category); upper bound "
@@ -344,6 +356,7 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
     severe = severity_rows(severity_vector(test, policy.severity_names), auto, predicted_rank, policy, args.delta,
                            args.min_positives)
     work = review_shares(~auto, y, [ex.source for ex in test])
+    causes = review_causes([d.reasons for d in decisions], ~auto, y, cats)
     by_language = review_shares(~auto, y, [ex.language for ex in test])["by_key"]
     overall = {
         "model": model, "data_origin": origin, "points_origin": points_origin,
@@ -360,9 +373,9 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
         + (" with the card's auto-clear points and severity guard." if clear else
            " (the card carries no auto-clear points: decide() with the precision gate)."), "",
         *promises_markdown(clears, severe, args.delta), "", "### Review workload", "",
-        *workload_markdown(work, args.max_review_share)])
+        *workload_markdown(work, args.max_review_share), "", *causes_markdown(causes)])
     payload = {"overall": overall, "categories": rows, "auto_clear": clears, "severity": severe,
-               "workload": {**work, "by_language": by_language},
+               "workload": {**work, "by_language": by_language, "clean_review_causes": causes},
                "operating_points": {k: v.to_dict() for k, v in points.items()},
                "clear_points": {k: v.to_dict() for k, v in clear.items()}}
     print(text)

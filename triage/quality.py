@@ -157,6 +157,43 @@ def clean_rows(y: np.ndarray) -> np.ndarray:
     return (~np.isnan(yy)).any(axis=1) & ~(np.nan_to_num(yy, nan=0.0) == 1.0).any(axis=1)
 
 
+SEVERITY_CAUSE = "severity"
+
+
+def review_cause(reason: str, categories: Sequence[str]) -> str:
+    """What a routing reason (triage.routing.decide, triage.conformal, the scorer's example heads) holds a ticket
+    for: the category it names first, `severity` for the severity rules, else `other` (e.g. two categories too
+    close to tell apart)."""
+    head = reason.removeprefix("unsure about ").split(" ", 1)[0].rstrip(":")
+    if head in categories:
+        return head
+    if reason.startswith(("severity ", "may be ")):
+        return SEVERITY_CAUSE
+    return "other"
+
+
+def review_causes(reasons: Sequence[Sequence[str]], review: np.ndarray, y: np.ndarray,
+                  categories: Sequence[str]) -> list[dict[str, Any]]:
+    """Why clean texts (no known positive) go to review: per cause, the share of clean texts it holds back, and
+    the share it alone holds back (what review would shrink by if that one rule cleared them), largest first."""
+    rev = np.asarray(review, dtype=bool)
+    clean = np.flatnonzero(clean_rows(y))
+    n = len(clean)
+    held: defaultdict[str, int] = defaultdict(int)
+    alone: defaultdict[str, int] = defaultdict(int)
+    for i in clean:
+        if not rev[i]:
+            continue
+        causes = {review_cause(r, categories) for r in reasons[i]}
+        for c in causes:
+            held[c] += 1
+        if len(causes) == 1:
+            alone[next(iter(causes))] += 1
+    rows = [{"cause": c, "clean_rows": n, "held": k, "held_share": k / n if n else None, "alone": alone[c],
+             "alone_share": alone[c] / n if n else None} for c, k in held.items()]
+    return sorted(rows, key=lambda r: (-r["held"], r["cause"]))
+
+
 def review_shares(review: np.ndarray, y: np.ndarray, keys: Sequence[str]) -> dict[str, Any]:
     """The review workload: share of all texts sent to review and of clean texts (no known positive) sent to
     review, overall and per key (e.g. source). `review` (n,) bool, `y` (n, C) NaN unknown."""

@@ -16,6 +16,8 @@ from triage.quality import (
     clean_rows,
     group_indices,
     quality_metrics,
+    review_cause,
+    review_causes,
     review_shares,
     severe_recall,
     slice_metrics,
@@ -134,3 +136,49 @@ def test_review_shares_overall_per_source_and_for_clean_texts() -> None:
     assert out["by_key"]["a"]["review_share"] == pytest.approx(2 / 3)
     assert out["by_key"]["a"]["clean_review_share"] == pytest.approx(1 / 2)
     assert out["by_key"]["b"]["clean_rows"] == 1 and out["by_key"]["b"]["clean_review_share"] == 0.0
+
+
+def test_every_kind_of_routing_reason_names_what_it_holds_the_ticket_for() -> None:
+    from dataclasses import replace
+
+    from tests.unit.test_conformal_clear import CLEAR, POINTS, _scores
+    from triage.conformal import SEVERE, assured_decision
+
+    cats = POLICY.category_names
+    reasons = {
+        "hate": assured_decision(_scores({"hate": 0.3}), POLICY, POINTS, CLEAR).reasons,  # above its clear bound
+        "spam": assured_decision(_scores({"spam": 0.85}), POLICY, POINTS, CLEAR).reasons,  # below its op. point
+        "fraud": assured_decision(_scores({"fraud": 0.3}), POLICY, POINTS,  # no clear point: unsure
+                                  {k: v for k, v in CLEAR.items() if k != "fraud"}).reasons,
+        "self_harm": assured_decision(_scores({"self_harm": 0.97}), POLICY, POINTS, CLEAR).reasons,  # always
+        "violence": assured_decision(_scores({"violence": 0.7}), POLICY,  # no operating point
+                                     {**POINTS, "violence": replace(POINTS["violence"], threshold=None)},
+                                     CLEAR).reasons,
+        "severity": assured_decision(_scores({}, {"none": 0.6, "low": 0.05, "medium": 0.0, "high": 0.2,
+                                                  "critical": 0.15}), POLICY, POINTS, CLEAR).reasons,
+    }
+    for cause, rs in reasons.items():
+        assert rs, cause
+        assert {review_cause(r, cats) for r in rs} >= {cause}, rs
+    assert SEVERE not in cats
+    assert review_cause("severity critical is always reviewed by a person (40%)", cats) == "severity"
+    assert review_cause("spam and fraud are too close to tell apart (95% vs 93%)", cats) == "spam"
+    assert review_cause("something new", cats) == "other"
+
+
+def test_review_causes_count_clean_texts_held_back_and_held_back_by_one_cause_alone() -> None:
+    cats = ["hate", "spam"]
+    # Rows 0-3 clean, row 4 a hate positive (not counted), row 5 unlabelled (not counted).
+    y = np.array([[0, 0], [0, 0], [0, NAN], [0, 0], [1, 0], [NAN, NAN]])
+    review = np.array([True, True, True, False, True, True])
+    reasons = [["hate at 9% is above its auto-clear bound (5%; ...)"],
+               ["hate at 9% is above its auto-clear bound", "may be high severity or worse (40%; bound 30%)"],
+               ["unsure about spam: score 30%, needs 75% confidence either way"],
+               [], ["hate is always reviewed"], ["spam at 50% ..."]]
+    rows = {r["cause"]: r for r in review_causes(reasons, review, y, cats)}
+    assert set(rows) == {"hate", "severity", "spam"}
+    assert (rows["hate"]["held"], rows["hate"]["alone"]) == (2, 1)
+    assert (rows["severity"]["held"], rows["severity"]["alone"]) == (1, 0)
+    assert (rows["spam"]["held"], rows["spam"]["alone"]) == (1, 1)
+    assert rows["hate"]["held_share"] == pytest.approx(2 / 4) and rows["hate"]["clean_rows"] == 4
+    assert review_causes(reasons, review, y, cats)[0]["cause"] == "hate"  # most held back first

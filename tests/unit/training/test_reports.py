@@ -90,8 +90,13 @@ def test_routing_report_reports_both_promises_and_the_workload(tmp_path: Path, e
     work = data["workload"]["overall"]
     assert work["rows"] == n and work["review_share"] == pytest.approx(1 - data["overall"]["auto_share_guarded"])
     assert set(data["workload"]["by_key"]) == {"examples"}
+    causes = data["workload"]["clean_review_causes"]
+    clean_reviewed = work["clean_rows"] * work["clean_review_share"]
+    assert causes and all(c["alone"] <= c["held"] <= clean_reviewed + 1e-9 for c in causes)
+    assert sum(c["alone"] for c in causes) <= clean_reviewed + 1e-9 <= sum(c["held"] for c in causes)
     md = (results / "routing_report.md").read_text()
     assert "Auto-cleared violating texts" in md and "Too few test positives to judge" in md
+    assert "What sends clean texts to review" in md
     runs = _mlflow_runs(example_settings, "routing-report")
     assert len(runs) == 1 and runs[0]["review_share"] == pytest.approx(work["review_share"])
 
