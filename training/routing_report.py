@@ -38,6 +38,7 @@ from triage.conformal import (
     clopper_pearson_lower,
     first_severe_level,
     fit_operating_points,
+    fit_routing_points,
     points_from_card,
 )
 from triage.data.schema import Example, label_matrix, severity_vector
@@ -311,6 +312,10 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
     parser.add_argument("--min-positives", type=int, default=MIN_POSITIVES,
                         help="test positives to judge the auto-clear and severity promises")
     parser.add_argument("--max-review-share", type=float, default=MAX_REVIEW_SHARE)
+    parser.add_argument("--refit-points", action="store_true",
+                        help="fit both promises again on validation under the current policy (TRIAGE_POLICY), as "
+                        "training would, instead of the card's: what a changed max_auto_clear_miss or "
+                        "target_precision would do to the same model")
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--no-mlflow", action="store_true", help="do not log the report to MLflow")
     args = parser.parse_args(argv)
@@ -331,8 +336,17 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
     idx = [card.categories.index(c) for c in cats]
 
     validation, test = splits["validation"], splits["test"]
-    points = {k: v for k, v in points_from_card(card.extra).items() if k in cats}
     points_origin = "from the model card (what serving uses)"
+    if args.refit_points:
+        pred_val = predict_examples(classifier, validation)
+        fitted_on = {c: card.thresholds.get(c, policy.category(c).threshold) for c in cats}
+        card.extra.update(fit_routing_points(
+            label_matrix(validation, cats), pred_val.categories[:, idx], pred_val.severity,
+            severity_vector(validation, policy.severity_names), cats, fitted_on, policy))
+        # A model whose calibration or stacker was fitted on validation scores it in-sample: a little optimistic.
+        points_origin = (f"refitted on the validation split ({len(validation):,} rows) under policy "
+                         f"{policy.name} {policy.version} (--refit-points; not what serving uses)")
+    points = {k: v for k, v in points_from_card(card.extra).items() if k in cats}
     if set(points) != set(cats):
         pv = predict_examples(classifier, validation).categories[:, idx]
         points = fit_operating_points(label_matrix(validation, cats), pv, cats, policy, args.delta)

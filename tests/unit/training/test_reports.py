@@ -101,6 +101,31 @@ def test_routing_report_reports_both_promises_and_the_workload(tmp_path: Path, e
     assert len(runs) == 1 and runs[0]["review_share"] == pytest.approx(work["review_share"])
 
 
+def test_routing_report_refits_the_promises_under_a_changed_policy(tmp_path: Path, example_settings: Settings,
+                                                                    model_dir: Path) -> None:
+    import re
+
+    def report(settings: Settings, name: str) -> dict:
+        results = tmp_path / name
+        assert routing_report.main(["--model-dir", str(model_dir), "--results", str(results), "--refit-points",
+                                    "--no-mlflow"], settings=settings) == 0
+        return json.loads((results / "routing_report.json").read_text())
+
+    strict = report(example_settings, "strict")
+    assert strict["overall"]["points_origin"].startswith("refitted on the validation split")
+    # The same policy, every category letting up to 60% of its tickets skip review: the clear points move up.
+    text = Path("triage/policies/default.yaml").read_text()
+    loose_policy = tmp_path / "loose.yaml"
+    loose_policy.write_text(re.sub(r"max_auto_clear_miss: [0-9.]+", "max_auto_clear_miss: 0.6", text))
+    loose = report(example_settings.model_copy(update={"policy": loose_policy}), "loose")
+    policy = example_settings.load_policy()
+    for name, point in strict["clear_points"].items():
+        if name != "severity>=high":
+            assert point["max_miss"] == pytest.approx(policy.category(name).max_auto_clear_miss), name
+            assert loose["clear_points"][name]["max_miss"] == pytest.approx(0.6), name
+    assert loose["clear_points"] != strict["clear_points"]
+
+
 def test_routing_report_routes_with_the_cards_auto_clear_points(tmp_path: Path, example_settings: Settings,
                                                                  model_dir: Path) -> None:
     from triage.conformal import ClearPoint
