@@ -397,6 +397,22 @@ def clear_points_from_card(extra: Mapping[str, Any]) -> dict[str, ClearPoint]:
     return {name: ClearPoint.from_dict(v) for name, v in raw.items()}
 
 
+def looser_than_policy(points: Mapping[str, OperatingPoint], clear: Mapping[str, ClearPoint], policy: Policy,
+                       ) -> tuple[set[str], dict[str, float]]:
+    """Promises a model card makes more loosely than the policy now asks (the policy was tightened after the fit):
+    the categories whose precision point was fitted for a lower target, and, per auto-clear point fitted for a
+    larger miss share (the severity guard under SEVERE), the share the policy allows now. Such a point cannot
+    keep the policy's promise, so serving must not rely on it until the points are fitted again."""
+    known = set(policy.category_names)
+    low_precision = {name for name, pt in points.items() if name in known
+                     and pt.target_precision < policy.category(name).target_precision - 1e-9}
+    allowed = {name: policy.category(name).max_auto_clear_miss for name in clear if name in known}
+    if SEVERE in clear:
+        allowed[SEVERE] = policy.routing.max_severe_miss
+    too_loose = {name: want for name, want in allowed.items() if clear[name].max_miss > want + 1e-9}
+    return low_precision, too_loose
+
+
 def assured_decision(
     scores: Scores,
     policy: Policy,

@@ -167,7 +167,7 @@ def review_cause(reason: str, categories: Sequence[str]) -> str:
     head = reason.removeprefix("unsure about ").split(" ", 1)[0].rstrip(":")
     if head in categories:
         return head
-    if reason.startswith(("severity ", "may be ")):
+    if head == SEVERITY_CAUSE or reason.startswith(("severity ", "may be ")):
         return SEVERITY_CAUSE
     return "other"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -9,18 +10,22 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from triage.conformal import (
+    SEVERE,
     assured_decision,
     clear_points_from_card,
     guarded_decision,
+    looser_than_policy,
     points_from_card,
     prediction_set,
 )
 from triage.errors import DuplicateTicketIdsError, InvalidTicketsError
 from triage.models.base import Classifier, Prediction
 from triage.models.examples import head_status
-from triage.routing import decide
+from triage.routing import decide, percent
 from triage.taxonomy import Policy
 from triage.tickets import Decision, ScoredTicket, Scores, Ticket
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,20 +69,43 @@ class Scorer:
         self._thresholds = {k: v for k, v in card.thresholds.items() if k in known}
         self._points = {k: v for k, v in points_from_card(card.extra).items() if k in known}
         self._clear = clear_points_from_card(card.extra)
+        # A policy tightened after the fit: the card's looser points cannot keep its promises. A category without
+        # its precision point is never asserted; one with a too-loose clear point is never auto-cleared.
+        low_precision, self._too_loose = looser_than_policy(self._points, self._clear, policy)
+        self._points = {k: v for k, v in self._points.items() if k not in low_precision}
+        for name in sorted(low_precision):
+            log.warning("the model's %s precision point was fitted for a lower target than policy %s asks: its "
+                        "positives are reviewed until the model is trained again", name, policy.version)
+        for name, want in sorted(self._too_loose.items()):
+            log.warning("the model's %s auto-clear point lets up to %.1f%% skip review, policy %s allows %.1f%%: "
+                        "not auto-cleared until the model is trained again", name, 100 * self._clear[name].max_miss,
+                        policy.version, 100 * want)
         # Categories still growing from seed examples: their positives go to a person (triage/models/examples.py).
         self._young = {k: v for k, v in head_status(card).items() if k in known and v.get("always_review", True)}
 
     def decide(self, scores: Scores) -> Decision:
         """Route one ticket: inside the card's precision and auto-clear guarantees when it carries them."""
         if self._clear:
-            return self._review_young(
-                assured_decision(scores, self.policy, self._points, self._clear, self._thresholds), scores)
+            return self._review_young(self._review_too_loose(
+                assured_decision(scores, self.policy, self._points, self._clear, self._thresholds)), scores)
         if not self._points:
             return self._review_young(decide(scores, self.policy, self._thresholds), scores)
         decision = guarded_decision(scores, self.policy, self._points, self._thresholds)
         chosen = prediction_set(scores.categories, self._points, self._thresholds)
         promised = {c: p.expected_precision for c in chosen if (p := self._points[c]).expected_precision is not None}
         return self._review_young(replace(decision, prediction_set=chosen, expected_precision=promised), scores)
+
+    def _review_too_loose(self, decision: Decision) -> Decision:
+        """Review an auto-routed ticket that relied on an auto-clear point looser than the policy now allows."""
+        if decision.route != "auto" or not self._too_loose:
+            return decision
+        reasons = [f"{'severity' if name == SEVERE else name}: the model's auto-clear bound lets up to "
+                   f"{percent(self._clear[name].max_miss)} skip review, the policy allows {percent(want)}; reviewed "
+                   "until the model is trained again"
+                   for name, want in sorted(self._too_loose.items()) if name not in decision.prediction_set]
+        if not reasons:
+            return decision
+        return replace(decision, route="review", reasons=tuple(reasons))
 
     def _review_young(self, decision: Decision, scores: Scores) -> Decision:
         """Send a ticket to review when a category without a trained head says yes, and say what it runs on."""

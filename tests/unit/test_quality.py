@@ -164,6 +164,9 @@ def test_every_kind_of_routing_reason_names_what_it_holds_the_ticket_for() -> No
     assert review_cause("severity critical is always reviewed by a person (40%)", cats) == "severity"
     assert review_cause("spam and fraud are too close to tell apart (95% vs 93%)", cats) == "spam"
     assert review_cause("something new", cats) == "other"
+    # The scorer's own reasons (a card looser than the policy) name what they hold the ticket for too.
+    assert review_cause("violence: the model's auto-clear bound lets up to 5% skip review, ...", cats) == "violence"
+    assert review_cause("severity: the model's auto-clear bound lets up to 5% skip review, ...", cats) == "severity"
 
 
 def test_review_causes_count_clean_texts_held_back_and_held_back_by_one_cause_alone() -> None:

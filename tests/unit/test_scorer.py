@@ -38,11 +38,16 @@ class FixedClassifier:
 
 
 def _op(name: str, threshold: float | None) -> dict[str, Any]:
-    return OperatingPoint(name, 0.9, threshold, 0.96, 0.95, 0.5, 100, 60, 500).to_dict()
+    """A precision point fitted for the policy's own target, as training under this policy fits it."""
+    target = POLICY.category(name).target_precision
+    return OperatingPoint(name, target, threshold, 0.96, 0.95, 0.5, 100, 60, 500).to_dict()
 
 
-def _clear(name: str, threshold: float) -> dict[str, Any]:
-    return ClearPoint(name, 0.05, threshold, True, 0.04, 0.02, 0.7, 100, 1000).to_dict()
+def _clear(name: str, threshold: float, max_miss: float | None = None) -> dict[str, Any]:
+    """An auto-clear point fitted for the policy's own miss share (unless `max_miss` says otherwise)."""
+    if max_miss is None:
+        max_miss = POLICY.routing.max_severe_miss if name == SEVERE else POLICY.category(name).max_auto_clear_miss
+    return ClearPoint(name, max_miss, threshold, True, 0.04, 0.02, 0.7, 100, 1000).to_dict()
 
 
 NONE_SEV = [0.9, 0.1, 0.0, 0.0, 0.0]
@@ -100,3 +105,32 @@ def test_the_clear_bound_decides_where_min_confidence_would_not() -> None:
     ticket = [Ticket(id="x", text="x")]
     assert without.score(ticket)[0].decision.route == "auto"
     assert with_clear.score(ticket)[0].decision.route == "review"
+
+
+def test_a_policy_tightened_after_the_fit_reviews_what_the_cards_looser_points_would_let_through() -> None:
+    # The card let 5% of violence skip review and asserted spam at 90% precision; the policy now asks 3% and 95%.
+    extra = {"operating_points": {**OPERATING, "spam": {**_op("spam", 0.9), "target_precision": 0.9}},
+             "clear_points": {**CLEAR, "violence": _clear("violence", 0.2, max_miss=0.05)},
+             "severity_guard": _clear(SEVERE, 0.3)}
+    assert POLICY.category("violence").max_auto_clear_miss < 0.05 and POLICY.category("spam").target_precision > 0.9
+    scorer = Scorer(FixedClassifier(ROWS, extra), POLICY)
+    scored = {s.ticket.id: s.decision for s in scorer.score([Ticket(id=t, text=t) for t in ROWS])}
+    assert scored["clean"].route == "review"
+    assert scored["clean"].reasons == ("violence: the model's auto-clear bound lets up to 5% skip review, the policy "
+                                       "allows 3%; reviewed until the model is trained again",)
+    assert scored["spam"].route == "review" and scored["spam"].prediction_set == ()
+    assert any("no operating point meeting its 95% precision target" in r for r in scored["spam"].reasons)
+    # The same card under the policy it was fitted for routes both automatically.
+    fitted = {**extra, "operating_points": OPERATING, "clear_points": CLEAR}
+    assert _routes(fitted)["clean"] == "auto" and _routes(fitted)["spam"] == "auto"
+
+
+def test_a_looser_severity_guard_is_not_relied_on_either() -> None:
+    loose = POLICY.routing.max_severe_miss + 0.05
+    extra = {"operating_points": OPERATING, "clear_points": CLEAR, "severity_guard": _clear(SEVERE, 0.3, loose)}
+    scorer = Scorer(FixedClassifier(ROWS, extra), POLICY)
+    clean = scorer.score([Ticket(id="clean", text="clean")])[0].decision
+    assert clean.route == "review" and clean.reasons[0].startswith("severity: the model's auto-clear bound")
+    # A stricter point than the policy asks keeps its promise: nothing changes.
+    strict = {**extra, "severity_guard": _clear(SEVERE, 0.3, POLICY.routing.max_severe_miss / 2)}
+    assert _routes(strict)["clean"] == "auto"
