@@ -120,6 +120,11 @@ class ModelInfo(BaseModel):
                     "`always_review` when its positives are always sent to a person.")
     expected_full_share: float | None = Field(
         default=None, description="Cascade only: share of validation tickets the full model scored.")
+    promises_not_kept: dict[str, str] = Field(
+        default_factory=dict,
+        description="Routing promises the model was fitted for more loosely than the policy now asks (the policy "
+                    "was tightened after training), per category or `severity>=high`, and what the service does "
+                    "instead until the model is trained again (reviews what the loose point would let through).")
 
 
 class Health(BaseModel):

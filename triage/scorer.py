@@ -72,14 +72,17 @@ class Scorer:
         # A policy tightened after the fit: the card's looser points cannot keep its promises. A category without
         # its precision point is never asserted; one with a too-loose clear point is never auto-cleared.
         low_precision, self._too_loose = looser_than_policy(self._points, self._clear, policy)
+        self._not_kept = {
+            **{name: f"precision point fitted for {percent(self._points[name].target_precision)}, the policy asks "
+                     f"{percent(policy.category(name).target_precision)}: its positives are reviewed"
+               for name in sorted(low_precision)},
+            **{name: f"auto-clear point lets up to {percent(self._clear[name].max_miss)} skip review, the policy "
+                     f"allows {percent(want)}: not auto-cleared" for name, want in sorted(self._too_loose.items())},
+        }
         self._points = {k: v for k, v in self._points.items() if k not in low_precision}
-        for name in sorted(low_precision):
-            log.warning("the model's %s precision point was fitted for a lower target than policy %s asks: its "
-                        "positives are reviewed until the model is trained again", name, policy.version)
-        for name, want in sorted(self._too_loose.items()):
-            log.warning("the model's %s auto-clear point lets up to %.1f%% skip review, policy %s allows %.1f%%: "
-                        "not auto-cleared until the model is trained again", name, 100 * self._clear[name].max_miss,
-                        policy.version, 100 * want)
+        for name, why in self._not_kept.items():
+            log.warning("model card looser than policy %s for %s (%s) until the model is trained again",
+                        policy.version, name, why)
         # Categories still growing from seed examples: their positives go to a person (triage/models/examples.py).
         self._young = {k: v for k, v in head_status(card).items() if k in known and v.get("always_review", True)}
 
@@ -94,6 +97,11 @@ class Scorer:
         chosen = prediction_set(scores.categories, self._points, self._thresholds)
         promised = {c: p.expected_precision for c in chosen if (p := self._points[c]).expected_precision is not None}
         return self._review_young(replace(decision, prediction_set=chosen, expected_precision=promised), scores)
+
+    def promises_not_kept(self) -> dict[str, str]:
+        """The card's promises looser than the policy now asks, per category (or the severity guard), and how the
+        scorer stays on the safe side of each until the model is trained again."""
+        return dict(self._not_kept)
 
     def _review_too_loose(self, decision: Decision) -> Decision:
         """Review an auto-routed ticket that relied on an auto-clear point looser than the policy now allows."""

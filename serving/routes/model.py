@@ -41,4 +41,5 @@ def model_info(serving: ServingDep, policy: PolicyDep) -> ModelInfo:
         loaded_at=serving.loaded_at,
         example_heads=head_status(card),
         expected_full_share=(card.extra.get("cascade") or {}).get("expected_full_share"),
+        promises_not_kept=serving.scorer.promises_not_kept(),
     )

@@ -120,6 +120,9 @@ def test_a_policy_tightened_after_the_fit_reviews_what_the_cards_looser_points_w
                                        "allows 3%; reviewed until the model is trained again",)
     assert scored["spam"].route == "review" and scored["spam"].prediction_set == ()
     assert any("no operating point meeting its 95% precision target" in r for r in scored["spam"].reasons)
+    assert scorer.promises_not_kept() == {
+        "spam": "precision point fitted for 90%, the policy asks 95%: its positives are reviewed",
+        "violence": "auto-clear point lets up to 5% skip review, the policy allows 3%: not auto-cleared"}
     # The same card under the policy it was fitted for routes both automatically.
     fitted = {**extra, "operating_points": OPERATING, "clear_points": CLEAR}
     assert _routes(fitted)["clean"] == "auto" and _routes(fitted)["spam"] == "auto"
@@ -134,3 +137,4 @@ def test_a_looser_severity_guard_is_not_relied_on_either() -> None:
     # A stricter point than the policy asks keeps its promise: nothing changes.
     strict = {**extra, "severity_guard": _clear(SEVERE, 0.3, POLICY.routing.max_severe_miss / 2)}
     assert _routes(strict)["clean"] == "auto"
+    assert Scorer(FixedClassifier(ROWS, strict), POLICY).promises_not_kept() == {}

@@ -223,6 +223,24 @@ def test_start_up_settles_the_heap_once_the_decision_log_has_started(tiny_loaded
     assert seen == [True]
 
 
+def test_model_info_lists_the_promises_a_tightened_policy_cannot_keep(settings: Settings,
+                                                                      tiny_loaded: LoadedModel) -> None:
+    import copy
+
+    loaded = copy.deepcopy(tiny_loaded)
+    extra = loaded.classifier.card.extra
+    assert "violence" in extra["clear_points"]  # the tiny model was fitted under the default policy
+    with TestClient(create_app(settings, source=StaticSource(tiny_loaded))) as c:
+        assert c.get("/v1/model").json()["promises_not_kept"] == {}
+    extra["clear_points"]["violence"]["max_miss"] = 0.5  # as if the policy had been tightened from 50%
+    with TestClient(create_app(settings, source=StaticSource(loaded))) as c:
+        info = c.get("/v1/model").json()
+        assert list(info["promises_not_kept"]) == ["violence"]
+        assert "not auto-cleared" in info["promises_not_kept"]["violence"]
+        r = c.post("/v1/score", json=tickets("thanks for the help")).json()["results"][0]
+        assert r["route"] == "review" or "violence" in r["prediction_set"]
+
+
 def test_model_info_names_a_combined_models_views() -> None:
     from serving.routes.model import components
     from triage.models.base import ModelCard
