@@ -336,13 +336,13 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
     idx = [card.categories.index(c) for c in cats]
 
     validation, test = splits["validation"], splits["test"]
+    thresholds = {c: card.thresholds.get(c, policy.category(c).threshold) for c in cats}
     points_origin = "from the model card (what serving uses)"
     if args.refit_points:
         pred_val = predict_examples(classifier, validation)
-        fitted_on = {c: card.thresholds.get(c, policy.category(c).threshold) for c in cats}
         card.extra.update(fit_routing_points(
             label_matrix(validation, cats), pred_val.categories[:, idx], pred_val.severity,
-            severity_vector(validation, policy.severity_names), cats, fitted_on, policy))
+            severity_vector(validation, policy.severity_names), cats, thresholds, policy))
         # A model whose calibration or stacker was fitted on validation scores it in-sample: a little optimistic.
         points_origin = (f"refitted on the validation split ({len(validation):,} rows) under policy "
                          f"{policy.name} {policy.version} (--refit-points; not what serving uses)")
@@ -353,7 +353,6 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
         points_origin = f"fitted on the validation split ({len(validation):,} rows)"
     pred_test = predict_examples(classifier, test)
     pt = pred_test.categories[:, idx]
-    thresholds = {c: card.thresholds.get(c, policy.category(c).threshold) for c in cats}
 
     scorer = Scorer(classifier, policy)
     scores = scorer.to_scores(pred_test)

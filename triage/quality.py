@@ -161,9 +161,9 @@ SEVERITY_CAUSE = "severity"
 
 
 def review_cause(reason: str, categories: Sequence[str]) -> str:
-    """What a routing reason (triage.routing.decide, triage.conformal, the scorer's example heads) holds a ticket
-    for: the category it names first, `severity` for the severity rules, else `other` (e.g. two categories too
-    close to tell apart)."""
+    """What a routing reason (triage.routing.decide, triage.conformal, the scorer) holds a ticket for: the category
+    it names first (for two categories too close to tell apart, the likelier), `severity` for the severity rules,
+    else `other`."""
     head = reason.removeprefix("unsure about ").split(" ", 1)[0].rstrip(":")
     if head in categories:
         return head

@@ -71,13 +71,19 @@ class Scorer:
         self._clear = clear_points_from_card(card.extra)
         # A policy tightened after the fit: the card's looser points cannot keep its promises. A category without
         # its precision point is never asserted; one with a too-loose clear point is never auto-cleared.
-        low_precision, self._too_loose = looser_than_policy(self._points, self._clear, policy)
+        low_precision, too_loose = looser_than_policy(self._points, self._clear, policy)
+        # The reason an auto-routed ticket gets when only a too-loose clear point (or severity guard) cleared it.
+        self._loose_reasons = {
+            name: f"{'severity' if name == SEVERE else name}: the model's auto-clear bound lets up to "
+                  f"{percent(self._clear[name].max_miss)} skip review, the policy allows {percent(want)}; reviewed "
+                  "until the model is trained again"
+            for name, want in sorted(too_loose.items())}
         self._not_kept = {
             **{name: f"precision point fitted for {percent(self._points[name].target_precision)}, the policy asks "
                      f"{percent(policy.category(name).target_precision)}: its positives are reviewed"
                for name in sorted(low_precision)},
             **{name: f"auto-clear point lets up to {percent(self._clear[name].max_miss)} skip review, the policy "
-                     f"allows {percent(want)}: not auto-cleared" for name, want in sorted(self._too_loose.items())},
+                     f"allows {percent(want)}: not auto-cleared" for name, want in sorted(too_loose.items())},
         }
         self._points = {k: v for k, v in self._points.items() if k not in low_precision}
         for name, why in self._not_kept.items():
@@ -105,12 +111,9 @@ class Scorer:
 
     def _review_too_loose(self, decision: Decision) -> Decision:
         """Review an auto-routed ticket that relied on an auto-clear point looser than the policy now allows."""
-        if decision.route != "auto" or not self._too_loose:
+        if decision.route != "auto" or not self._loose_reasons:
             return decision
-        reasons = [f"{'severity' if name == SEVERE else name}: the model's auto-clear bound lets up to "
-                   f"{percent(self._clear[name].max_miss)} skip review, the policy allows {percent(want)}; reviewed "
-                   "until the model is trained again"
-                   for name, want in sorted(self._too_loose.items()) if name not in decision.prediction_set]
+        reasons = [why for name, why in self._loose_reasons.items() if name not in decision.prediction_set]
         if not reasons:
             return decision
         return replace(decision, route="review", reasons=tuple(reasons))

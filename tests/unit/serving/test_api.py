@@ -230,15 +230,21 @@ def test_model_info_lists_the_promises_a_tightened_policy_cannot_keep(settings: 
     loaded = copy.deepcopy(tiny_loaded)
     extra = loaded.classifier.card.extra
     assert "violence" in extra["clear_points"]  # the tiny model was fitted under the default policy
+    texts = ["thanks for the help", "see you at the meeting tomorrow", "the parcel arrived on time", "hello"]
     with TestClient(create_app(settings, source=StaticSource(tiny_loaded))) as c:
         assert c.get("/v1/model").json()["promises_not_kept"] == {}
+        before = c.post("/v1/score", json=tickets(*texts)).json()["results"]
+    auto = [r["id"] for r in before if r["route"] == "auto"]
+    assert auto, "the tiny model auto-routes some clean text"
     extra["clear_points"]["violence"]["max_miss"] = 0.5  # as if the policy had been tightened from 50%
     with TestClient(create_app(settings, source=StaticSource(loaded))) as c:
         info = c.get("/v1/model").json()
         assert list(info["promises_not_kept"]) == ["violence"]
         assert "not auto-cleared" in info["promises_not_kept"]["violence"]
-        r = c.post("/v1/score", json=tickets("thanks for the help")).json()["results"][0]
-        assert r["route"] == "review" or "violence" in r["prediction_set"]
+        after = {r["id"]: r for r in c.post("/v1/score", json=tickets(*texts)).json()["results"]}
+    for ticket_id in auto:  # what the loose point cleared is now reviewed, and says why
+        assert after[ticket_id]["route"] == "review"
+        assert after[ticket_id]["reasons"][0].startswith("violence: the model's auto-clear bound lets up to 50%")
 
 
 def test_model_info_names_a_combined_models_views() -> None:
