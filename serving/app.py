@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -17,7 +17,7 @@ from serving.metrics import Metrics
 from serving.model_source import DirectorySource, ModelSource, RegistrySource, Reloader
 from serving.observability import REQUEST_ID_HEADER, RequestContext, docs_urls
 from serving.routes import decisions, health, metrics, ml_backend, model, review, score
-from serving.state import ModelSlot, settle_heap
+from serving.state import ModelSlot, Serving, settle_heap
 from serving.workers import LeaderLock
 from triage.decisions.service import build_decision_log
 from triage.review.retention import RetentionTask
@@ -25,9 +25,23 @@ from triage.review.service import build_review_service
 from triage.review.spool import ReviewSpool
 from triage.scorer import TicketLimits
 from triage.settings import Settings, get_settings
+from triage.tickets import ScoredTicket
 
 log = logging.getLogger(__name__)
 API_VERSION = "1.0.0"
+
+
+def review_store(spool: ReviewSpool, withdraw_auto_routed: bool) -> Callable[[Serving, list[ScoredTicket]], None]:
+    """What the model thread runs after each call: the batch's review tickets go to the outbox in one transaction
+    before any caller is answered, so an answered ticket is stored (the spool holds them if the outbox fails).
+    With policy review.withdraw_auto_routed every ticket goes: queued ones this model routes automatically leave."""
+
+    def store(serving: Serving, scored: list[ScoredTicket]) -> None:
+        pending = scored if withdraw_auto_routed else [s for s in scored if s.decision.route == "review"]
+        if pending:
+            spool.enqueue(pending, serving.loaded.name, serving.loaded.version)
+
+    return store
 
 
 def create_app(settings: Settings | None = None, source: ModelSource | None = None) -> FastAPI:
@@ -56,12 +70,6 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
         await asyncio.wait([first], timeout=settings.ops.startup_wait_s)
         if slot.current is None:
             log.warning("started without a model: %s", slot.last_error or "still loading")
-        batcher = MicroBatcher(
-            slot, settings.serving.microbatch_max, settings.serving.microbatch_wait_ms,
-            settings.serving.model_workers,
-        )
-        batcher.start()
-        app.state.batcher = batcher
         app.state.reloader = reloader
         reloader.start()
         review_service = app.state.review
@@ -78,6 +86,13 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
             if review_service is not None else None)
         if spool is not None:
             spool.start()
+        batcher = MicroBatcher(
+            slot, settings.serving.microbatch_max, settings.serving.microbatch_wait_ms,
+            settings.serving.model_workers,
+            after_score=None if spool is None else review_store(spool, policy.review.withdraw_auto_routed),
+        )
+        batcher.start()
+        app.state.batcher = batcher
         retention = RetentionTask(review_service.outbox, settings.ops.retention_days, settings.ops.purge_interval_s
                                   ) if review_service is not None and delivery is not None and delivery.held else None
         if retention is not None:
@@ -93,6 +108,7 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
             yield
         finally:
             reloader.stop()
+            await batcher.stop()  # the calls still running store their review tickets before the spool stops
             if decision_log is not None:  # before the review outbox closes: the audit sample goes there
                 await asyncio.to_thread(decision_log.stop)
             if retention is not None:
@@ -104,7 +120,6 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
                 review_service.outbox.close()
             if delivery is not None:
                 delivery.release()
-            await batcher.stop()
             sys.setswitchinterval(switch_before)
 
     app = FastAPI(

@@ -20,7 +20,6 @@ from serving.security import given_key, match, named_keys
 from serving.state import ModelSlot, Serving
 from triage.decisions.recorder import key_id
 from triage.decisions.service import DecisionLog
-from triage.review.spool import ReviewSpool
 from triage.settings import Settings
 from triage.taxonomy import Policy
 from triage.tickets import ScoredTicket
@@ -142,23 +141,18 @@ class ScoreContext:
     admission: Admission
     timeout_s: float
     record: RecordDecisions
-    spool: ReviewSpool | None
-    withdraw_auto_routed: bool
     metrics: Metrics
 
 
 async def get_score_context(request: Request, x_request_timeout_ms: TimeoutHeader = None) -> ScoreContext:
-    """The served model (503 until one is loaded), the batcher, the admission gate, the request's deadline, its
-    decision recorder and the review spool."""
+    """The served model (503 until one is loaded), the batcher (which also stores review tickets), the admission
+    gate, the request's deadline and its decision recorder."""
     state = request.app.state
     settings: Settings = state.settings
-    review = state.review
     return ScoreContext(
         serving=serving_of(state.slot), batcher=state.batcher, admission=state.admission,
         timeout_s=timeout_seconds(x_request_timeout_ms, settings.overload.request_timeout_ms),
-        record=record_decisions(request), spool=state.review_spool,
-        withdraw_auto_routed=review is not None and review.policy.review.withdraw_auto_routed,
-        metrics=state.metrics)
+        record=record_decisions(request), metrics=state.metrics)
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from fastapi import APIRouter
@@ -50,12 +49,5 @@ async def score(body: ScoreRequest, ctx: ScoreContextDep) -> ScoreResponse:
         used, scored = await ctx.batcher.score(tickets, ctx.timeout_s)
     ctx.record(scored, used.loaded.name, used.loaded.version)  # queued: written in batches by its own thread
     ctx.metrics.observe_scored(scored)
-    if ctx.spool is not None:  # holds the tickets when the outbox fails: never a 500 for that
-        # Those routed to review are queued; with policy review.withdraw_auto_routed, queued ones this model
-        # routes automatically leave, so every ticket goes (the review service sorts them). Stored before the
-        # answer (group commit with concurrent requests, off the event loop): an answered ticket is on disk.
-        pending = scored if ctx.withdraw_auto_routed else [s for s in scored if s.decision.route == "review"]
-        if pending:
-            await asyncio.wrap_future(ctx.spool.submit(pending, used.loaded.name, used.loaded.version))
     return ScoreResponse(model=ModelRef(name=used.loaded.name, version=used.loaded.version),
                          results=[to_result(s) for s in scored])

@@ -70,10 +70,13 @@ def prediction_result(item: ScoredTicket, policy: Policy) -> list[dict[str, Any]
     return result_for(cats, item.decision.severity if consistent else None)
 
 
-def task_draft(item: ScoredTicket, policy: Policy, model_name: str, model_version: str) -> TaskDraft:
-    """A scored ticket as a task: text, ticket metadata, priority, the model's view; its prediction scored by
-    the decision's confidence (the lowest is the least certain, served first by uncertainty sampling)."""
+def task_draft(item: ScoredTicket, policy: Policy, model_name: str, model_version: str,
+               score: float | None = None, extra: Mapping[str, Any] | None = None) -> TaskDraft:
+    """A scored ticket as a task: text, ticket metadata, priority, the model's view, plus any `extra` data; its
+    prediction scored `score`, by default the decision's confidence (the lowest is the least certain, served
+    first by uncertainty sampling)."""
     d = item.decision
+    meta = item.ticket.metadata
     data: dict[str, Any] = {
         TEXT: item.ticket.text,
         "ticket_id": item.ticket.id,
@@ -87,14 +90,16 @@ def task_draft(item: ScoredTicket, policy: Policy, model_name: str, model_versio
         "reasons": " | ".join(d.reasons) or "(no reason given)",
         "model": f"{model_name}:{model_version}",
         "policy_version": policy.version,
-        "metadata": json.loads(json.dumps(dict(item.ticket.metadata), default=str)),
+        "metadata": json.loads(json.dumps(dict(meta), default=str)) if meta else {},
         "model_context": (f"model {model_name}:{model_version} says {d.category}, severity {d.severity}, "
                           f"confidence {d.confidence:.0%}; priority {d.priority:.2f}; policy {policy.version}"),
-        "metadata_text": ", ".join(f"{k}: {v}" for k, v in sorted(item.ticket.metadata.items())) or "(none)",
+        "metadata_text": ", ".join(f"{k}: {v}" for k, v in sorted(meta.items())) or "(none)",
     }
+    if extra:
+        data.update(extra)
     prediction = Prediction(
         result=prediction_result(item, policy),
-        score=float(d.confidence),
+        score=float(d.confidence) if score is None else score,
         model_version=model_version,
     )
     return TaskDraft(ticket_id=item.ticket.id, data=data, prediction=prediction)

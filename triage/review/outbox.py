@@ -282,9 +282,7 @@ class Outbox:
         removed: list[str] = []
         marked: list[str] = []
         ids = [i.ticket_id for i in items]
-        # Read first (no write lock): most auto-routed tickets were never queued.
-        queued = {r[0] for chunk in _chunks(ids, 500) for r in self._conn().execute(
-            f"SELECT ticket_id FROM queue WHERE ticket_id IN ({_marks(chunk)})", chunk)}
+        queued = self.queued_ids(ids)  # read first (no write lock): most auto-routed tickets were never queued
         if not queued:
             return removed, marked
         now = time.time()
@@ -303,6 +301,11 @@ class Outbox:
                                (i.payload, i.model_version, i.model_version, now, i.ticket_id))
                     marked.append(i.ticket_id)
         return removed, marked
+
+    def queued_ids(self, ticket_ids: Sequence[str]) -> set[str]:
+        """Which of these tickets have a row in the queue (any state); a read, no write lock."""
+        return {r[0] for chunk in _chunks(list(ticket_ids), 500) for r in self._conn().execute(
+            f"SELECT ticket_id FROM queue WHERE ticket_id IN ({_marks(chunk)})", chunk)}
 
     def states(self, ticket_ids: Sequence[str]) -> dict[str, int]:
         """How many of these tickets are waiting, sent or rejected (whoever delivered them)."""

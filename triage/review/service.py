@@ -24,7 +24,6 @@ from triage.review.annotations import (
     escalated,
     parse_result,
     task_draft,
-    text_sha,
 )
 from triage.review.backend import Prediction, RemoteAnnotation, ReviewBackend, TaskDraft
 from triage.review.labeling_config import ANSWERS, instructions, labeling_config
@@ -104,10 +103,15 @@ def usefulness_scores(strategy: selection.Strategy, proba_categories: np.ndarray
     return out
 
 
-def queue_score(usefulness: float) -> float:
-    """The prediction score Label Studio sorts on (it serves the LOWEST first): decreasing in the strategy's
+def queue_scores(usefulness: np.ndarray) -> np.ndarray:
+    """The prediction scores Label Studio sorts on (it serves the LOWEST first): decreasing in the strategy's
     usefulness, in (0, 1), so what the strategy ranks first is what a reviewer gets first."""
-    return float(1.0 / (1.0 + np.exp(np.clip(usefulness, -50.0, 50.0))))
+    return np.asarray(1.0 / (1.0 + np.exp(np.clip(usefulness, -50.0, 50.0))), dtype=np.float64)
+
+
+def queue_score(usefulness: float) -> float:
+    """`queue_scores` of one usefulness."""
+    return float(queue_scores(np.asarray([usefulness]))[0])
 
 
 def _draft(item: QueueItem) -> TaskDraft:
@@ -168,16 +172,15 @@ class ReviewService:
             return EnqueueResult()
         cats, sev = selection.scores_to_matrices([it.scores for it in review], self.policy)
         useful = usefulness_scores(self.strategy, cats, sev, self._rng)
+        served_by = queue_scores(useful)
         queued = []
-        for it, u in zip(review, useful, strict=True):
-            draft = task_draft(it, self.policy, model_name, model_version)
-            usefulness = round(float(u), 6)
-            prediction = None if draft.prediction is None else replace(draft.prediction, score=queue_score(u))
-            draft = replace(draft, prediction=prediction, data={**draft.data, "usefulness": usefulness,
-                                                                "selection_strategy": self.strategy_name})
+        for it, u, score in zip(review, useful.tolist(), served_by.tolist(), strict=True):
+            usefulness = round(u, 6)
+            draft = task_draft(it, self.policy, model_name, model_version, score=score,
+                               extra={"usefulness": usefulness, "selection_strategy": self.strategy_name})
             queued.append(QueueItem(ticket_id=it.ticket.id, payload=draft_to_json(draft), model_version=model_version,
                                     priority=float(it.decision.priority), score=float(it.decision.confidence),
-                                    usefulness=usefulness, text_sha=text_sha(it.ticket.text),
+                                    usefulness=usefulness, text_sha=draft.data["text_sha"],
                                     reviewers=int(draft.data["reviewers"])))
         result = self.outbox.enqueue(queued)
         if result.conflicts:
@@ -192,16 +195,16 @@ class ReviewService:
         """After a model change, tickets the new model routes automatically leave the review queue when still
         waiting; sent ones get its prediction scored 1.0, so Label Studio serves them last (policy switch
         review.withdraw_auto_routed)."""
-        if not auto:
+        queued = self.outbox.queued_ids([it.ticket.id for it in auto]) if auto else set()
+        if not queued:  # most tickets routed automatically were never queued: no task to render
             return
         items = []
-        for it in auto:
-            draft = task_draft(it, self.policy, model_name, model_version)
-            prediction = None if draft.prediction is None else replace(draft.prediction, score=1.0)
-            draft = replace(draft, prediction=prediction, data={**draft.data, "auto_routed_by": model_version})
+        for it in (it for it in auto if it.ticket.id in queued):
+            draft = task_draft(it, self.policy, model_name, model_version, score=1.0,
+                               extra={"auto_routed_by": model_version})
             items.append(QueueItem(ticket_id=it.ticket.id, payload=draft_to_json(draft), model_version=model_version,
                                    priority=float(it.decision.priority), score=float(it.decision.confidence),
-                                   text_sha=text_sha(it.ticket.text)))
+                                   text_sha=draft.data["text_sha"]))
         removed, marked = self.outbox.withdraw(items)
         if removed or marked:
             logger.info("model %s routes %d queued ticket(s) automatically: %d left the review queue, %d already "

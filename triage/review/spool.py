@@ -5,10 +5,9 @@ counted and shown (`state`, `stats`), one log line is written per change of stat
 background thread retries until the outbox takes them. The outbox's enqueue is idempotent per ticket id and one
 transaction per batch, so a retried batch is stored once.
 
-On the request path the spool is a group commit (`submit`): a writer thread stores everything submitted while its
-previous transaction ran in one outbox transaction, and each caller's future resolves only once its tickets are in
-the outbox (or held here). An answered request therefore still means its review tickets are stored, while the
-event loop never runs SQLite and concurrent requests share one transaction.
+On the request path the model thread stores each micro-batch's review tickets here in one outbox transaction
+(`serving.batching`), before any of its callers is answered: an answered request still means its review tickets
+are stored, while the event loop never runs SQLite and concurrent requests share one transaction.
 """
 
 from __future__ import annotations
@@ -18,9 +17,8 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from triage.tickets import ScoredTicket
@@ -54,48 +52,14 @@ def describe(err: BaseException) -> str:
     return type(err).__name__
 
 
-@dataclass
-class _Submitted:
-    """One caller's tickets waiting for the writer thread, and the future it waits on."""
-
-    items: list[ScoredTicket]
-    model_name: str
-    model_version: str
-    future: Future[bool] = field(default_factory=Future)
-
-
-def write_groups(work: Sequence[_Submitted], max_items: int) -> Iterator[list[_Submitted]]:
-    """Consecutive submissions that can share one outbox transaction: same model, at most `max_items` tickets
-    (a single larger submission stays whole), and no ticket id twice, so one transaction stores exactly what
-    the same submissions stored one after another would (a repeated id starts a new group)."""
-    group: list[_Submitted] = []
-    ids: set[str] = set()
-    for sub in work:
-        sub_ids = {it.ticket.id for it in sub.items}
-        if group and ((sub.model_name, sub.model_version) != (group[0].model_name, group[0].model_version)
-                      or len(ids) + len(sub.items) > max_items or not ids.isdisjoint(sub_ids)):
-            yield group
-            group, ids = [], set()
-        group.append(sub)
-        ids |= sub_ids
-    if group:
-        yield group
-
-
 class ReviewSpool:
     """Hands review tickets to the outbox; holds up to `capacity` tickets in memory while it fails."""
 
-    def __init__(self, target: Enqueuer, capacity: int = 10_000, retry_interval_s: float = 5.0,
-                 group_max_items: int = 1024) -> None:
+    def __init__(self, target: Enqueuer, capacity: int = 10_000, retry_interval_s: float = 5.0) -> None:
         self.target = target
         self.capacity = capacity
         self.retry_interval_s = retry_interval_s
-        self.group_max_items = group_max_items
-        self._submitted: list[_Submitted] = []
-        self._cond = threading.Condition()
-        self._closing = False
-        self._writer: threading.Thread | None = None
-        self.transactions = 0  # group commits written (for benchmarks: tickets per transaction)
+        self.transactions = 0  # outbox transactions that stored tickets (for tests and benchmarks)
         self._pending: deque[tuple[list[ScoredTicket], str, str]] = deque()
         self._held = 0
         self._lock = threading.Lock()
@@ -129,45 +93,6 @@ class ReviewSpool:
                     self._last_error = None
         return stored
 
-    def submit(self, items: Sequence[ScoredTicket], model_name: str, model_version: str) -> Future[bool]:
-        """Group commit: hand tickets to the writer thread; the future resolves once they are stored (True) or
-        held in memory because the outbox fails (False), as `enqueue` would. Without a running writer (not
-        started, or stopping) they are stored at once on the caller's thread."""
-        sub = _Submitted(list(items), model_name, model_version)
-        with self._cond:
-            if sub.items and self._writer is not None and not self._closing:
-                self._submitted.append(sub)
-                self._cond.notify()
-                return sub.future
-        self._write([sub])
-        return sub.future
-
-    def _write_loop(self) -> None:
-        while True:
-            with self._cond:
-                while not self._submitted and not self._closing:
-                    self._cond.wait()
-                if not self._submitted:
-                    return
-                work, self._submitted = self._submitted, []
-            for group in write_groups(work, self.group_max_items):
-                self._write(group)
-
-    def _write(self, group: list[_Submitted]) -> None:
-        """One `enqueue` (one outbox transaction) for the group; every caller learns the outcome."""
-        waiting = [sub for sub in group if sub.future.set_running_or_notify_cancel()]  # a cancelled caller's
-        items = [it for sub in group for it in sub.items]  # tickets are stored all the same
-        try:
-            stored = self.enqueue(items, group[0].model_name, group[0].model_version)
-        except Exception as err:  # not a storage failure (those are held): a bug, the callers see it
-            log.error("review spool write failed for %d ticket(s): %s", len(items), type(err).__name__)
-            for sub in waiting:
-                sub.future.set_exception(err)
-            return
-        self.transactions += bool(items)
-        for sub in waiting:
-            sub.future.set_result(stored)
-
     def flush(self) -> int:
         """Retry held batches, oldest first, until one fails; returns how many tickets reached the outbox."""
         moved = 0
@@ -188,6 +113,7 @@ class ReviewSpool:
     def _try(self, batch: list[ScoredTicket], name: str, version: str) -> bool:
         try:
             self.target.enqueue(batch, name, version)
+            self.transactions += 1
             return True
         except (sqlite3.Error, OSError) as err:
             self._failures += 1
@@ -221,12 +147,7 @@ class ReviewSpool:
     # ------------------------------------------------------------------------------------------ background
 
     def start(self) -> None:
-        """Start the group-commit writer, and retry held tickets every retry_interval_s; daemon threads."""
-        with self._cond:
-            if self._writer is None:
-                self._closing = False
-                self._writer = threading.Thread(target=self._write_loop, name="review-writer", daemon=True)
-                self._writer.start()
+        """Retry held tickets every retry_interval_s (daemon thread)."""
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
@@ -234,15 +155,7 @@ class ReviewSpool:
         self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Write what was submitted, stop retrying and make a last attempt; what still fails is lost with the
-        process (and logged)."""
-        with self._cond:
-            writer, self._closing = self._writer, True
-            self._cond.notify_all()
-        if writer is not None:
-            writer.join()  # finishes every submitted group: its callers were promised a stored ticket
-        with self._cond:
-            self._writer = None
+        """Stop retrying and make a last attempt; what still fails is lost with the process (and logged)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)

@@ -1,4 +1,5 @@
-"""Score requests store their review tickets through the spool's group commit: an answer means stored."""
+"""Score requests store their review tickets before they are answered (the model thread writes each batch in one
+outbox transaction): an answer means stored."""
 
 from __future__ import annotations
 

@@ -12,11 +12,11 @@ import numpy as np
 
 from serving.batching import MicroBatcher
 from serving.model_source import Reloader
-from serving.state import ModelSlot
+from serving.state import ModelSlot, Serving
 from triage.models.base import LoadedModel, ModelCard, Prediction
 from triage.scorer import TicketLimits
 from triage.taxonomy import Policy
-from triage.tickets import Ticket
+from triage.tickets import ScoredTicket, Ticket
 
 
 class CountingClassifier:
@@ -79,6 +79,39 @@ def test_requests_that_queued_while_the_model_was_busy_join_one_call_without_wai
 
     asyncio.run(run())
     assert clf.calls == [1, 5]
+
+
+def test_after_score_stores_each_batch_on_the_model_thread_before_any_caller_is_answered(policy: Policy) -> None:
+    clf = CountingClassifier(delay_s=0.05)
+    slot = ModelSlot()
+    slot.install(LoadedModel(clf, "m", "1", "champion", None, {}), policy, TicketLimits())
+    stored: list[list[str]] = []
+    threads: set[str] = set()
+
+    def store(serving: Serving, scored: list[ScoredTicket]) -> None:
+        threads.add(threading.current_thread().name)
+        time.sleep(0.02)  # a slow write: no caller may be answered before it ends
+        stored.append([s.ticket.id for s in scored])
+
+    async def run() -> list[int]:
+        batcher = MicroBatcher(slot, max_items=16, max_wait_ms=0, after_score=store)
+        batcher.start()
+        try:
+            first = asyncio.ensure_future(batcher.score([Ticket("a", "first")]))
+            await asyncio.sleep(0.01)
+            rest = [batcher.score([Ticket(f"t{i}", "x" * i)]) for i in range(1, 6)]
+            answered_after = []
+            for job in asyncio.as_completed([first, *rest]):
+                _, scored = await job
+                answered_after.append(sum(s.ticket.id in ids for ids in stored for s in scored))
+            return answered_after
+        finally:
+            await batcher.stop()
+
+    seen = asyncio.run(run())
+    assert [sorted(ids) for ids in stored] == [["a"], ["t1", "t2", "t3", "t4", "t5"]]  # one store per call
+    assert seen == [1] * 6  # every caller's tickets were stored when it got its answer
+    assert threads and all(name.startswith("model") for name in threads)
 
 
 class OverlapClassifier(CountingClassifier):
