@@ -9,9 +9,8 @@ once at load into plain arrays, so a batch is: analyse texts -> one CSR matrix -
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
 
@@ -25,9 +24,15 @@ from triage.calibration import SigmoidCalibration, ordinal_probabilities
 NEVER = -30.0
 
 
+# Words whose character n-gram columns are remembered per process (char_wb n-grams never cross a word, and
+# words repeat across tickets); about 250 bytes each. Cleared when full.
+WORD_CACHE_SIZE = 100_000
+
+
 @dataclass(frozen=True)
 class _Block:
-    """One fitted TF-IDF vectoriser: its analyser, vocabulary (term -> column) and idf, at a column offset."""
+    """One fitted TF-IDF vectoriser: its analyser, vocabulary (term -> column), idf and column offset; for a
+    `char_wb` vectoriser also its preprocessor and per-word n-grams, so a text's columns are its words' columns."""
 
     analyse: Callable[[str], list[str]]
     vocabulary: dict[str, int]
@@ -35,6 +40,36 @@ class _Block:
     sublinear: bool
     norm: str | None
     offset: int
+    preprocess: Callable[[str], str] | None = None
+    word_ngrams: Callable[[str], list[str]] | None = None
+    cache: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def columns(self, text: str) -> np.ndarray:
+        """Global columns of the text's known n-grams, once per occurrence (a count is a repeat)."""
+        if self.preprocess is None or self.word_ngrams is None:
+            grams = self.analyse(text)
+            cols = np.fromiter(map(self.vocabulary.get, grams, repeat(-1, len(grams))), dtype=np.int64,
+                               count=len(grams))
+            return cols[cols >= 0] + self.offset
+        words = self.preprocess(text).split()
+        if not words:
+            return np.zeros(0, dtype=np.int64)
+        cache = self.cache
+        parts = [cache.get(w) for w in words]
+        for k, part in enumerate(parts):
+            if part is None:
+                parts[k] = self._word(words[k])
+        return np.concatenate(parts)  # type: ignore[arg-type]
+
+    def _word(self, word: str) -> np.ndarray:
+        assert self.word_ngrams is not None
+        grams = self.word_ngrams(word)
+        cols = np.fromiter(map(self.vocabulary.get, grams, repeat(-1, len(grams))), dtype=np.int64, count=len(grams))
+        cols = cols[cols >= 0] + self.offset
+        if len(self.cache) >= WORD_CACHE_SIZE:
+            self.cache.clear()
+        self.cache[word] = cols
+        return cols
 
 
 def _blocks(features: Any) -> tuple[list[_Block], int]:
@@ -45,30 +80,14 @@ def _blocks(features: Any) -> tuple[list[_Block], int]:
         idf = getattr(v, "idf_", None) if getattr(v, "use_idf", False) else None
         # Plain ints: numpy integer values would make every lookup of a request box and unbox a scalar.
         vocabulary = {term: int(col) for term, col in v.vocabulary_.items()}
+        by_word = getattr(v, "analyzer", None) == "char_wb" and getattr(v, "input", None) == "content"
         blocks.append(_Block(v.build_analyzer(), vocabulary, None if idf is None else np.asarray(idf),
-                             bool(getattr(v, "sublinear_tf", False)), getattr(v, "norm", None), offset))
+                             bool(getattr(v, "sublinear_tf", False)), getattr(v, "norm", None), offset,
+                             # scikit-learn's own steps: lower-casing/accents, then the n-grams of one word
+                             preprocess=v.build_preprocessor() if by_word else None,
+                             word_ngrams=v._char_wb_ngrams if by_word else None))
         offset += len(v.vocabulary_)
     return blocks, offset
-
-
-def _row(block: _Block, text: str) -> tuple[np.ndarray, np.ndarray]:
-    """Columns and TF-IDF values of one text in one block, as the vectoriser computes them (float32)."""
-    counts = Counter(block.analyse(text))
-    n = len(counts)
-    # One C-level pass each: column of every distinct n-gram (-1 = not in the vocabulary), and its count.
-    cols = np.fromiter(map(block.vocabulary.get, counts, repeat(-1, n)), dtype=np.int64, count=n)
-    tf = np.fromiter(counts.values(), dtype=np.float32, count=n)
-    known = cols >= 0
-    cols, tf = cols[known], tf[known]
-    if block.sublinear:
-        tf = np.log(tf) + np.float32(1.0)
-    if block.idf is not None:
-        tf = tf * block.idf[cols]
-    if block.norm == "l2" and len(tf):
-        tf = tf / np.float32(np.sqrt(np.dot(tf, tf)))
-    elif block.norm == "l1" and len(tf):
-        tf = tf / np.float32(np.abs(tf).sum())
-    return cols + block.offset, tf
 
 
 class FastLinearHeads:
@@ -81,6 +100,11 @@ class FastLinearHeads:
     def __init__(self, features: Any, category_models: Sequence[Any], severity_models: Sequence[Any | None],
                  calibrations: Sequence[SigmoidCalibration], severity_temperature: float) -> None:
         self._blocks, self.n_features = _blocks(features)
+        self._starts = np.array([b.offset for b in self._blocks], dtype=np.int64)
+        self._sublinear = np.array([b.sublinear for b in self._blocks])
+        self._norm = np.array([b.norm or "" for b in self._blocks])
+        self._idf = np.concatenate([np.ones(len(b.vocabulary), dtype=np.float32) if b.idf is None
+                                    else np.asarray(b.idf, dtype=np.float32) for b in self._blocks])
         heads: list[Any | None] = [*category_models, *severity_models]
         weights = np.zeros((self.n_features, len(heads)), dtype=np.float64)
         bias = np.full(len(heads), NEVER, dtype=np.float64)
@@ -94,26 +118,51 @@ class FastLinearHeads:
         self._shift = np.array([c.bias for c in calibrations], dtype=np.float64)
         self.severity_temperature = severity_temperature
 
+    def _entries(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Non-zero TF-IDF entries (row, column, value) of a batch, sorted by row then column.
+
+        Each text's known n-gram columns (with repeats) are gathered in Python; counting, sublinear tf, idf and
+        the per-block norm then run once for the whole batch as array operations."""
+        n = len(texts)
+        parts = [block.columns(text) for text in texts for block in self._blocks]
+        sizes = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+        if not sizes.sum():
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        rows = np.repeat(np.arange(n, dtype=np.int64), sizes.reshape(n, -1).sum(axis=1))
+        keys, counts = np.unique(rows * self.n_features + np.concatenate(parts), return_counts=True)
+        rows, cols = np.divmod(keys, self.n_features)
+        tf = counts.astype(np.float32)
+        block = np.searchsorted(self._starts, cols, side="right") - 1
+        if self._sublinear.any():
+            log = self._sublinear[block]
+            tf[log] = np.log(tf[log]) + np.float32(1.0)
+        tf = tf * self._idf[cols]
+        group = rows * len(self._blocks) + block
+        for kind, power in (("l2", 2), ("l1", 1)):
+            use = self._norm == kind
+            if use.any():
+                mass = np.bincount(group, weights=np.abs(tf) ** power, minlength=n * len(self._blocks))
+                scale = (np.sqrt(mass) if power == 2 else mass).astype(np.float32)
+                pick = use[block]
+                tf[pick] = tf[pick] / scale[group[pick]]
+        return rows, cols, tf
+
     def features(self, texts: Sequence[str]) -> sp.csr_matrix:
         """TF-IDF matrix (n, F), float32, blocks side by side: the one place a text becomes features."""
-        indices: list[np.ndarray] = []
-        data: list[np.ndarray] = []
-        lengths = np.zeros(len(texts) + 1, dtype=np.int64)
-        for i, text in enumerate(texts):
-            for block in self._blocks:
-                cols, values = _row(block, text)
-                indices.append(cols)
-                data.append(values)
-                lengths[i + 1] += len(cols)
-        if not data:
-            return sp.csr_matrix((len(texts), self.n_features), dtype=np.float32)
-        return sp.csr_matrix((np.concatenate(data), np.concatenate(indices), np.cumsum(lengths)),
-                             shape=(len(texts), self.n_features))
+        rows, cols, tf = self._entries(texts)
+        indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=len(texts)), out=indptr[1:])
+        return sp.csr_matrix((tf, cols, indptr), shape=(len(texts), self.n_features))
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
-        """Raw decision values (n, H) of every head: one sparse-dense product."""
-        x = self.features(texts)
-        return np.asarray(x @ self.weights) + self.bias
+        """Raw decision values (n, H) of every head: the features' product with the stacked weights, taken as
+        each row's sum of weight rows (a few hundred per text), without building a sparse matrix."""
+        rows, cols, tf = self._entries(texts)
+        z = np.tile(self.bias, (len(texts), 1))
+        if len(rows):
+            starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+            z[rows[starts]] += np.add.reduceat(self.weights[cols] * tf[:, None], starts, axis=0)
+        return z
 
     def probabilities(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Calibrated category probabilities (n, C) and severity level probabilities (n, L)."""

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from triage.data.sources import load_examples
+from triage.models import fast_linear
 from triage.models.baseline import BaselineClassifier
 from triage.models.fast_linear import NEVER, FastLinearHeads
 
@@ -48,6 +51,28 @@ def test_features_equal_the_feature_union(baseline: BaselineClassifier) -> None:
     theirs = baseline.features.transform(TEXTS)
     assert ours.shape == theirs.shape
     np.testing.assert_allclose(ours.toarray(), theirs.toarray(), rtol=0, atol=1e-6)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(alphabet=st.sampled_from(list("abcdeghilnorstuyv ΣσςΟΔé\t\n\u00a0\u3000.!1")), max_size=40),
+                min_size=1, max_size=4))
+def test_features_equal_the_feature_union_for_any_text(baseline: BaselineClassifier, texts: list[str]) -> None:
+    ours = baseline.fast.features(texts)
+    theirs = baseline.features.transform(texts)
+    np.testing.assert_allclose(ours.toarray(), theirs.toarray(), rtol=0, atol=1e-6)
+
+
+def test_remembered_words_give_the_same_features_and_the_memory_is_bounded(
+        baseline: BaselineClassifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fast_linear, "WORD_CACHE_SIZE", 5)
+    heads = FastLinearHeads(baseline.features, baseline.category_models, baseline.severity_models,
+                            baseline.calibrations, baseline.severity_temperature)
+    first = heads.features(TEXTS).toarray()  # every word new
+    again = heads.features(TEXTS).toarray()  # the last ones remembered
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_allclose(first, baseline.features.transform(TEXTS).toarray(), rtol=0, atol=1e-6)
+    assert all(len(b.cache) <= 5 for b in heads._blocks)
+    assert any(b.cache for b in heads._blocks)  # the character block remembers words
 
 
 def test_text_with_no_known_ngram_gets_the_intercepts(baseline: BaselineClassifier) -> None:
