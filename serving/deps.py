@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Protocol
 
-from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, status
 
 from serving.batching import MicroBatcher
 from serving.metrics import Metrics
-from serving.overload import Admission, timeout_seconds
+from serving.overload import Admission, request_timeout_s
 from serving.security import given_key, match, named_keys
 from serving.state import ModelSlot, Serving
 from triage.decisions.recorder import key_id
@@ -71,19 +71,16 @@ async def get_admission(request: Request) -> Admission:
     return admission
 
 
-async def require_api_key(
-    request: Request,
-    x_api_key: Annotated[str | None, Header(description="One of TRIAGE_API_KEYS, when set.")] = None,
-    authorization: Annotated[str | None, Header(description="`Bearer <key>`, or `Basic` with the key as "
-                                                             "password.")] = None,
-) -> None:
-    """401 unless a configured API key is given; open when none is set. The key's name lands on
-    `request.state.api_key_name` (for logs and decision records; never the key itself)."""
+async def require_api_key(request: Request) -> None:
+    """401 unless a configured API key is given (X-API-Key, `Bearer <key>`, or `Basic` with the key as password);
+    open when none is set. The key's name lands on `request.state.api_key_name` (for logs and decision records;
+    never the key itself). The headers are read here, not declared as FastAPI parameters (each declared header
+    costs a few percent of a small request's throughput); the OpenAPI document shows them as security schemes."""
     request.state.api_key_name = None
     keys = named_keys(request.app.state.settings)
     if not keys:
         return
-    given = given_key(x_api_key, authorization)
+    given = given_key(request.headers.get("x-api-key"), request.headers.get("authorization"))
     if not given:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="missing API key: send it in the X-API-Key header",
                             headers={"WWW-Authenticate": "Bearer"})
@@ -127,10 +124,6 @@ def record_decisions(request: Request) -> RecordDecisions:
     return partial(decisions.recorder.record, api_key_id=kid)
 
 
-TimeoutHeader = Annotated[int | None, Header(ge=1, le=600_000, description=(
-    "Deadline in milliseconds (default TRIAGE_OVERLOAD__REQUEST_TIMEOUT_MS); past it the answer is 503, unscored."))]
-
-
 @dataclass(frozen=True)
 class ScoreContext:
     """Everything one score request needs, gathered in one dependency: FastAPI resolves each dependency with
@@ -144,14 +137,14 @@ class ScoreContext:
     metrics: Metrics
 
 
-async def get_score_context(request: Request, x_request_timeout_ms: TimeoutHeader = None) -> ScoreContext:
+async def get_score_context(request: Request) -> ScoreContext:
     """The served model (503 until one is loaded), the batcher (which also stores review tickets), the admission
     gate, the request's deadline and its decision recorder."""
     state = request.app.state
     settings: Settings = state.settings
     return ScoreContext(
         serving=serving_of(state.slot), batcher=state.batcher, admission=state.admission,
-        timeout_s=timeout_seconds(x_request_timeout_ms, settings.overload.request_timeout_ms),
+        timeout_s=request_timeout_s(request, settings.overload.request_timeout_ms),
         record=record_decisions(request), metrics=state.metrics)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from serving import validation
+from serving import overload, validation
 from triage.settings import Settings
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
@@ -67,6 +67,7 @@ def _patch_operation(path: str, method: str, op: dict[str, Any], keyed: bool, ca
             if code not in responses or "HTTPValidationError" in str(responses[code]):
                 responses[code] = _error(description)
     if path == "/v1/score":
+        op.setdefault("parameters", []).append(overload.timeout_parameter())
         responses["409"] = _error("Two tickets share an id; `ticket_ids` names them.")
     if path == "/v1/review/webhook":
         op["security"] = [{"WebhookSecret": []}]

@@ -17,9 +17,12 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Annotated
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import Field, TypeAdapter, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving.schemas import ErrorOut
@@ -118,9 +121,33 @@ class Admission:
             self.ticket_cost_s + self.smoothing * (cost - self.ticket_cost_s)
 
 
-def timeout_seconds(header_ms: int | None, default_ms: float) -> float:
-    """The request's deadline in seconds: the header's milliseconds when given, else the default."""
-    return (default_ms if header_ms is None else float(header_ms)) / 1000.0
+TIMEOUT_HEADER = "x-request-timeout-ms"
+TIMEOUT_MAX_MS = 600_000
+TIMEOUT_DOC = ("Deadline in milliseconds (default TRIAGE_OVERLOAD__REQUEST_TIMEOUT_MS); past it the answer is 503, "
+               "unscored.")
+_TIMEOUT_MS: TypeAdapter[int] = TypeAdapter(Annotated[int, Field(ge=1, le=TIMEOUT_MAX_MS)])
+
+
+def timeout_parameter() -> dict[str, object]:
+    """The deadline header as an OpenAPI parameter (read by `request_timeout_s`, not declared to FastAPI)."""
+    schema = {"description": TIMEOUT_DOC, "title": "X-Request-Timeout-Ms", "type": "integer",
+              "maximum": TIMEOUT_MAX_MS, "minimum": 1}
+    return {"name": TIMEOUT_HEADER, "in": "header", "required": False, "schema": schema, "description": TIMEOUT_DOC}
+
+
+def request_timeout_s(request: Request, default_ms: float) -> float:
+    """The request's deadline in seconds: X-Request-Timeout-Ms when sent (1 to 600,000), else the default.
+
+    Read here rather than declared as a FastAPI header parameter: each declared header is validated through
+    FastAPI's parameter machinery, which cost a single-ticket score request about 3% of its throughput per
+    header. A bad value is the same 422 a declared parameter gives."""
+    raw = request.headers.get(TIMEOUT_HEADER)
+    if raw is None:
+        return default_ms / 1000.0
+    try:
+        return _TIMEOUT_MS.validate_python(raw) / 1000.0
+    except ValidationError as err:
+        raise RequestValidationError([{**e, "loc": ("header", TIMEOUT_HEADER)} for e in err.errors()]) from None
 
 
 def _error(status_code: int, error: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -168,3 +168,13 @@ def test_bad_timeout_header_is_422(settings: Settings, value: str) -> None:
         assert "x-request-timeout-ms" in r.json()["message"].lower()
 
 
+
+
+def test_the_deadline_header_is_documented_with_its_bounds(settings: Settings) -> None:
+    with _client(settings, SlowClassifier(delay_s=0.0)) as client:
+        params = client.get("/openapi.json").json()["paths"]["/v1/score"]["post"]["parameters"]
+        ok = client.post("/v1/score", json=one("edge"), headers={"X-Request-Timeout-Ms": "600000"})
+    header = next(p for p in params if p["name"] == "x-request-timeout-ms")
+    assert header["in"] == "header" and header["required"] is False
+    assert (header["schema"]["minimum"], header["schema"]["maximum"]) == (1, 600_000)
+    assert ok.status_code == 200  # the largest documented value is accepted
