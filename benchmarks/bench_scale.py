@@ -180,12 +180,15 @@ def main() -> None:
     parser.add_argument("--saturation", type=float, default=None,
                         help="req/s of one process measured before: skip phases 1-2, run the overload phase alone")
     parser.add_argument("--skip-workers", action="store_true", help="leave out phase 2 (--workers 2)")
+    parser.add_argument("--texts", type=int, default=2000,
+                        help="distinct test-split texts the requests cycle through (more = fewer repeated words for "
+                             "the baseline's per-word n-gram memory)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench_scale.json")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("benchmark: needs wrk (apt-get install -y wrk)")
 
-    texts = real_texts(2000, seed=3, split="test", max_chars=2000)
+    texts = real_texts(args.texts, seed=3, split="test", max_chars=2000)
     bodies = Path(tempfile.mkstemp(suffix=".jsonl")[1])
     bodies.write_text("\n".join(json.dumps({"tickets": [{"id": f"b{i}", "text": t}]}) for i, t in enumerate(texts)))
     texts_file = Path(tempfile.mkstemp(suffix=".json")[1])
@@ -196,6 +199,7 @@ def main() -> None:
     results: dict[str, object] = {"cpu": cpu_info(), "cores": os.cpu_count(),
                                   "load_average_1m_before": os.getloadavg()[0], "concurrency": 8,
                                   "duration_s": args.duration, "model": str(args.model_dir or "@champion"),
+                                  "distinct_texts": len(texts),
                                   "server_settings": "product defaults: decision log on, review on (Label Studio "
                                                      "unreachable: tickets wait in the outbox)"}
     args.out.parent.mkdir(parents=True, exist_ok=True)

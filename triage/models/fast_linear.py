@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ NEVER = -30.0
 
 # Words whose character n-gram columns are remembered per process (char_wb n-grams never cross a word, and
 # words repeat across tickets); about 250 bytes each. Cleared when full.
-WORD_CACHE_SIZE = 100_000
+WORD_CACHE_SIZE = 50_000
 
 
 @dataclass(frozen=True)
@@ -42,30 +42,22 @@ class _Block:
     offset: int
     preprocess: Callable[[str], str] | None = None
     word_ngrams: Callable[[str], list[str]] | None = None
-    cache: dict[str, np.ndarray] = field(default_factory=dict)
+    cache: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
-    def columns(self, text: str) -> np.ndarray:
-        """Global columns of the text's known n-grams, once per occurrence (a count is a repeat)."""
-        if self.preprocess is None or self.word_ngrams is None:
-            grams = self.analyse(text)
-            cols = np.fromiter(map(self.vocabulary.get, grams, repeat(-1, len(grams))), dtype=np.int64,
-                               count=len(grams))
-            return cols[cols >= 0] + self.offset
-        words = self.preprocess(text).split()
-        if not words:
-            return np.zeros(0, dtype=np.int64)
-        cache = self.cache
-        parts = [cache.get(w) for w in words]
-        for k, part in enumerate(parts):
-            if part is None:
-                parts[k] = self._word(words[k])
-        return np.concatenate(parts)  # type: ignore[arg-type]
+    def columns(self, text: str) -> list[int]:
+        """Block columns of the text's known n-grams, once per occurrence (a count is a repeat)."""
+        if self.preprocess is None:
+            return [c for c in map(self.vocabulary.get, self.analyse(text)) if c is not None]
+        out: list[int] = []
+        extend, cache = out.extend, self.cache
+        for word in self.preprocess(text).split():
+            cols = cache.get(word)
+            extend(self._word(word) if cols is None else cols)
+        return out
 
-    def _word(self, word: str) -> np.ndarray:
+    def _word(self, word: str) -> tuple[int, ...]:
         assert self.word_ngrams is not None
-        grams = self.word_ngrams(word)
-        cols = np.fromiter(map(self.vocabulary.get, grams, repeat(-1, len(grams))), dtype=np.int64, count=len(grams))
-        cols = cols[cols >= 0] + self.offset
+        cols = tuple(c for c in map(self.vocabulary.get, self.word_ngrams(word)) if c is not None)
         if len(self.cache) >= WORD_CACHE_SIZE:
             self.cache.clear()
         self.cache[word] = cols
@@ -126,10 +118,13 @@ class FastLinearHeads:
         n = len(texts)
         parts = [block.columns(text) for text in texts for block in self._blocks]
         sizes = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
-        if not sizes.sum():
+        total = int(sizes.sum())
+        if not total:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        rows = np.repeat(np.arange(n, dtype=np.int64), sizes.reshape(n, -1).sum(axis=1))
-        keys, counts = np.unique(rows * self.n_features + np.concatenate(parts), return_counts=True)
+        local = np.fromiter(chain.from_iterable(parts), dtype=np.int64, count=total)
+        part = np.repeat(np.arange(len(parts)), sizes)  # text-major, block-minor
+        rows, block_of_part = np.divmod(part, len(self._blocks))
+        keys, counts = np.unique(rows * self.n_features + local + self._starts[block_of_part], return_counts=True)
         rows, cols = np.divmod(keys, self.n_features)
         tf = counts.astype(np.float32)
         block = np.searchsorted(self._starts, cols, side="right") - 1
