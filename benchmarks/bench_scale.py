@@ -4,7 +4,8 @@ Usage: .venv/bin/python benchmarks/bench_scale.py [--model-dir DIR] [--duration 
 Needs `wrk` (Debian: apt-get install -y wrk). Serves a saved classifier directory (or the registry's @champion)
 with `triage serve` on 127.0.0.1, with the settings the product ships with: the decision log on, review on with
 Label Studio unreachable (review tickets are stored in the SQLite outbox and wait there), each server with a
-fresh TRIAGE_HOME. With single-ticket requests of real test-split texts:
+fresh TRIAGE_HOME. With single-ticket requests cycling through `--texts` real test-split texts (14,000 by default:
+few repeats, so the baseline's per-word n-gram memory sees traffic as varied as a real queue's):
 1. one server process, wrk at concurrency 8: GET /healthz, then POST /v1/score (same process, same run), with the
    server's CPU milliseconds per request (all threads, and the event loop's thread alone);
 2. `--workers 2`, the same /v1/score load (ratio to 1.);
@@ -180,7 +181,7 @@ def main() -> None:
     parser.add_argument("--saturation", type=float, default=None,
                         help="req/s of one process measured before: skip phases 1-2, run the overload phase alone")
     parser.add_argument("--skip-workers", action="store_true", help="leave out phase 2 (--workers 2)")
-    parser.add_argument("--texts", type=int, default=2000,
+    parser.add_argument("--texts", type=int, default=14_000,
                         help="distinct test-split texts the requests cycle through (more = fewer repeated words for "
                              "the baseline's per-word n-gram memory)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench_scale.json")
