@@ -26,6 +26,12 @@ class _Job:
     future: asyncio.Future[tuple[Serving, list[ScoredTicket]]]
 
 
+def _expire(future: asyncio.Future[tuple[Serving, list[ScoredTicket]]], timeout_ms: float) -> None:
+    """The request's deadline passed: its caller gets DeadlineExceededError (unless already answered)."""
+    if not future.done():
+        future.set_exception(DeadlineExceededError(timeout_ms))
+
+
 class MicroBatcher:
     """Collects jobs for up to `max_wait_ms` or `max_items` tickets, then scores them in one call.
 
@@ -74,14 +80,18 @@ class MicroBatcher:
 
         With `timeout_s`, DeadlineExceededError once it passes; a job still queued then never reaches the model.
         """
-        future: asyncio.Future[tuple[Serving, list[ScoredTicket]]] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Job(tickets, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[Serving, list[ScoredTicket]]] = loop.create_future()
+        self._queue.put_nowait(_Job(tickets, future))  # unbounded: admission bounds what waits
         if timeout_s is None:
             return await future
+        # A timer on the future itself (asyncio.wait_for would add a task-like waiter per request); once it fires
+        # the future is done, so _dispatch skips the job if it is still queued.
+        expiry = loop.call_later(timeout_s, _expire, future, timeout_s * 1000.0)
         try:
-            return await asyncio.wait_for(future, timeout_s)  # cancels the future: _dispatch then skips the job
-        except TimeoutError:
-            raise DeadlineExceededError(timeout_s * 1000.0) from None
+            return await future
+        finally:
+            expiry.cancel()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

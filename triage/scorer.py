@@ -139,12 +139,12 @@ class Scorer:
 
     def to_scores(self, prediction: Prediction) -> list[Scores]:
         """Wrap a prediction matrix as one Scores per row, names from the model card."""
-        cats = np.asarray(prediction.categories)[:, self._cat_idx]
-        sev = np.asarray(prediction.severity)
+        cats = np.asarray(prediction.categories, dtype=np.float64)[:, self._cat_idx].tolist()  # Python floats:
+        sev = np.asarray(prediction.severity, dtype=np.float64).tolist()  # rounded without numpy scalars
         return [
             Scores(
-                categories={n: round(float(p), 6) for n, p in zip(self._cat_names, row, strict=True)},
-                severity={n: round(float(p), 6) for n, p in zip(self._sev_names, srow, strict=True)},
+                categories={n: round(p, 6) for n, p in zip(self._cat_names, row, strict=True)},
+                severity={n: round(p, 6) for n, p in zip(self._sev_names, srow, strict=True)},
             )
             for row, srow in zip(cats, sev, strict=True)
         ]

@@ -265,12 +265,13 @@ class Outbox:
                 [(i.ticket_id, i.payload, i.model_version, i.priority, i.score, i.usefulness, i.text_sha,
                   i.reviewers, now, now) for i in accepted],
             )
-            db.executemany(
-                """INSERT INTO conflicts (ticket_id, text_sha, model_version, first_seen, last_seen)
-                   VALUES (?, ?, ?, ?, ?) ON CONFLICT (ticket_id, text_sha) DO UPDATE SET
-                   last_seen = excluded.last_seen, times = conflicts.times + 1""",
-                [(i.ticket_id, i.text_sha, i.model_version, now, now) for i in clashing],
-            )
+            if clashing:
+                db.executemany(
+                    """INSERT INTO conflicts (ticket_id, text_sha, model_version, first_seen, last_seen)
+                       VALUES (?, ?, ?, ?, ?) ON CONFLICT (ticket_id, text_sha) DO UPDATE SET
+                       last_seen = excluded.last_seen, times = conflicts.times + 1""",
+                    [(i.ticket_id, i.text_sha, i.model_version, now, now) for i in clashing],
+                )
         new = len({i.ticket_id for i in accepted} - before)
         return EnqueueResult(new=new, conflicts=tuple(dict.fromkeys(i.ticket_id for i in clashing)))
 
