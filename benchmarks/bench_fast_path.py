@@ -3,9 +3,9 @@
 Usage: .venv/bin/python benchmarks/bench_fast_path.py [--model-dir DIR] [--tickets 1000]
 Loads a saved baseline directory (or the registry's @champion), scores the same real test-split tickets one at
 a time and in batches of 64 through `predict_reference` (FeatureUnion + one `decision_function` per head, today's
-path) and `predict` (the batch's n-gram columns, then a few array operations), checks the two agree to 1e-6, and also times the whole
-`Scorer.score` per ticket (model + decisions). Prints the figures with the CPU and load average, writes
-results/bench_fast_path.json. Target: batch-1 model cost at least 10x lower.
+path) and `predict` (the batch's n-gram columns, then a few array operations), checks the two agree to 1e-6,
+and also times the whole `Scorer.score` per ticket (model + decisions). Prints the figures with the CPU and load
+average, writes results/bench_fast_path.json. Target: batch-1 model cost at least 10x lower.
 """
 
 from __future__ import annotations
