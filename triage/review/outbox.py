@@ -279,16 +279,15 @@ class Outbox:
         """Tickets a newer model routes automatically: (removed, marked). One still waiting leaves the queue
         (it never reached Label Studio); one already sent gets the new model's prediction (`payload`, scored to
         be served last) as a prediction update, and is marked `auto_routed_by` the new version. Only items
-        re-scored by another model version, with the same text, are touched."""
+        re-scored by another model version, with the same text, are touched. Takes the write lock: callers pass
+        only tickets `queued_ids` found (most auto-routed tickets were never queued)."""
         removed: list[str] = []
         marked: list[str] = []
-        ids = [i.ticket_id for i in items]
-        queued = self.queued_ids(ids)  # read first (no write lock): most auto-routed tickets were never queued
-        if not queued:
+        if not items:
             return removed, marked
         now = time.time()
         with self._tx() as db:
-            for i in (i for i in items if i.ticket_id in queued):
+            for i in items:
                 row = db.execute("SELECT state, model_version, text_sha FROM queue WHERE ticket_id = ?",
                                  (i.ticket_id,)).fetchone()
                 if row is None or row[1] == i.model_version or (row[2] and i.text_sha and row[2] != i.text_sha):

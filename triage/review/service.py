@@ -109,11 +109,6 @@ def queue_scores(usefulness: np.ndarray) -> np.ndarray:
     return np.asarray(1.0 / (1.0 + np.exp(np.clip(usefulness, -50.0, 50.0))), dtype=np.float64)
 
 
-def queue_score(usefulness: float) -> float:
-    """`queue_scores` of one usefulness."""
-    return float(queue_scores(np.asarray([usefulness]))[0])
-
-
 def _draft(item: QueueItem) -> TaskDraft:
     """A queued item as the task to create, with the reviewers it needs as its overlap."""
     return replace(draft_from_json(item.payload), overlap=item.reviewers)
@@ -162,7 +157,7 @@ class ReviewService:
         ids refused because they arrived with another text than the one queued under them (never merged).
 
         Each gets the selection strategy's usefulness, stored for delivery order (most useful first), sent as
-        task data (`usefulness`) and written into the prediction score Label Studio serves by (`queue_score`),
+        task data (`usefulness`) and written into the prediction score Label Studio serves by (`queue_scores`),
         so reviewers get first what the strategy ranks first; the model's confidence stays in the task data.
         """
         if self.policy.review.withdraw_auto_routed:

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from tests.unit.review.conftest import scored
 from triage.errors import ReviewBackendUnavailable
 from triage.review.memory import InMemoryReviewBackend
-from triage.review.service import ReviewService, queue_score
+from triage.review.service import ReviewService, queue_scores
 
 
 def _tasks(backend: InMemoryReviewBackend) -> list[dict]:
     return [t for p in backend.projects.values() for t in p.tasks.values()]
+
+
+def queue_score(usefulness: float) -> float:
+    """The Label Studio score of one usefulness."""
+    return float(queue_scores(np.array([usefulness]))[0])
 
 
 def test_enqueue_keeps_only_review_items_and_never_calls_label_studio(
