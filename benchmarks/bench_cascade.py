@@ -38,7 +38,7 @@ from benchmarks.bench_scale import wrk
 from benchmarks.common import ROOT, real_texts, served
 from benchmarks.hardware import cpu_info
 from triage.cascade import FULL, CascadeClassifier, decisions, macro_auprc
-from triage.models.base import Classifier, Prediction
+from triage.models.base import predict_in_batches
 from triage.scorer import Scorer
 from triage.settings import Settings, get_settings
 
@@ -58,14 +58,6 @@ def load_cascade(settings: Settings, version: str | None, directory: Path | None
     if not isinstance(classifier, CascadeClassifier):
         sys.exit(f"benchmark: {version or directory} is a {classifier.card.kind!r} model, not a cascade")
     return classifier
-
-
-def predict_in_batches(model: Classifier, texts: list[str], batch: int = 256) -> Prediction:
-    """One prediction for all texts, in calls of `batch` (paths kept when the model gives them)."""
-    parts = [model.predict(texts[i:i + batch]) for i in range(0, len(texts), batch)]
-    paths = [p.paths for p in parts]
-    return Prediction(np.concatenate([p.categories for p in parts]), np.concatenate([p.severity for p in parts]),
-                      paths=np.concatenate(paths) if all(p is not None for p in paths) else None)  # type: ignore[arg-type]
 
 
 def quality(cascade: CascadeClassifier, texts: list[str], labels: np.ndarray, settings: Settings) -> dict[str, Any]:

@@ -89,7 +89,8 @@ class BaselineParams:
         return asdict(self)
 
 
-def _features(params: BaselineParams) -> FeatureUnion:
+def tfidf_features(params: BaselineParams) -> FeatureUnion:
+    """The word and character TF-IDF blocks every n-gram model uses (unfitted)."""
     common: dict[str, Any] = {"sublinear_tf": True, "min_df": params.min_df, "dtype": np.float32}
     return FeatureUnion(
         [
@@ -180,7 +181,7 @@ def fit(
     """Train per-category models (on rows where the label is known) and ordinal severity; calibrate on validation."""
     params = params or BaselineParams()
     started = time.perf_counter()
-    features = _features(params)
+    features = tfidf_features(params)
     prepare = normalize_all if params.normalize else list
     x = features.fit_transform(prepare([ex.text for ex in train]))
     weights = training_weights(train, params)
@@ -210,24 +211,34 @@ def fit(
     text_handling = {"normalize": params.normalize,
                      "windows": WindowSpec(params.window_size, params.window_stride, params.max_windows).to_dict()}
     classifier.card.extra = dict(text_handling)
-    validation_prediction = classifier.predict([ex.text for ex in validation])
-    pv = validation_prediction.categories
-    classifier.card.thresholds, points = decision_thresholds(
-        yv, pv, names, {c: policy.category(c).target_precision for c in names},
-        {c: policy.category(c).threshold for c in names}, params.min_positives,
-    )
     classifier.card.extra = {
         **text_handling,
         "train_seconds": round(time.perf_counter() - started, 2),
         "train_examples": len(train),
         "features": int(x.shape[1]),
         "validation_ece_before": expected_calibration_error(yv, uncalibrated),
-        "validation_ece_after": expected_calibration_error(yv, pv),
-        "precision_thresholds": points,
-        **fit_routing_points(yv, pv, validation_prediction.severity,
-                         severity_vector(validation, policy.severity_names), names, classifier.card.thresholds,
-                         policy),
+        **fit_card_points(classifier, validation, policy, params.min_positives),
     }
     log.info("baseline fitted on %d examples in %.1fs", len(train), classifier.card.extra["train_seconds"])
     return classifier
 
+
+
+def fit_card_points(classifier: BaselineClassifier, validation: list[Example], policy: Policy, min_positives: int
+                    ) -> dict[str, Any]:
+    """Fit the card's decision thresholds (set in place) and routing points on validation, never on training rows;
+    returns the card fields they add (calibration error, precision thresholds, routing points)."""
+    names = classifier.card.categories
+    yv = label_matrix(validation, names)
+    prediction = classifier.predict([ex.text for ex in validation])
+    pv = prediction.categories
+    classifier.card.thresholds, points = decision_thresholds(
+        yv, pv, names, {c: policy.category(c).target_precision for c in names},
+        {c: policy.category(c).threshold for c in names}, min_positives,
+    )
+    return {
+        "validation_ece_after": expected_calibration_error(yv, pv),
+        "precision_thresholds": points,
+        **fit_routing_points(yv, pv, prediction.severity, severity_vector(validation, policy.severity_names), names,
+                             classifier.card.thresholds, policy),
+    }

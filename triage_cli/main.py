@@ -394,8 +394,12 @@ def _served_card(settings: Settings) -> tuple[Any, str]:
 
 @app.command()
 def cascade(
-    fast: Annotated[str, typer.Option(help="registered version of the cheap model")],
     full: Annotated[str, typer.Option(help="registered version of the full model")],
+    fast: Annotated[str | None, typer.Option(help="registered version of the cheap model")] = None,
+    distill: Annotated[bool, typer.Option("--distill", help="instead of --fast: distil the cheap model from the "
+                                          "full one (its scores on the training split) into the n-gram form")] = False,
+    distill_texts: Annotated[int, typer.Option(min=0, help="with --distill: at most this many training texts "
+                                               "scored by the full model (0 = all)")] = 0,
     alias: Annotated[str | None, typer.Option(help="point this alias (e.g. challenger) at the cascade")] = None,
     min_agreement: Annotated[float, typer.Option(min=0.5, max=1.0)] = 0.98,
     max_auprc_drop: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.005,
@@ -403,17 +407,23 @@ def cascade(
                                          "from the AUPRC allowance) on validation, so the promise holds on new "
                                          "tickets")] = 0.0025,
 ) -> None:
-    """Fit a cascade of two registered models on the validation split and register it."""
+    """Fit a cascade of two registered models (or of a full model and its distilled cheap model) on the validation
+    split and register it."""
     from training.cascade import build
+    from training.distill import DistillParams
 
+    if (fast is None) == (not distill):
+        raise typer.BadParameter("give --fast VERSION or --distill (exactly one)", param_hint="--fast / --distill")
     settings = get_settings()
     _setup(settings)
     try:
-        result = build(settings, fast, full, alias, min_agreement, max_auprc_drop, spare)
+        result = build(settings, fast, full, alias, min_agreement, max_auprc_drop, spare,
+                       DistillParams(max_texts=distill_texts) if distill else None)
     except TriageError as err:
         raise _fail(err) from err
     f = result.fit
-    Console().print(f"registered {settings.mlflow.model_name} v{result.version} = cascade(fast v{fast}, full v{full}): "
+    cheap = f"v{fast}" if fast else f"distilled from v{full}"
+    Console().print(f"registered {settings.mlflow.model_name} v{result.version} = cascade(fast {cheap}, full v{full}): "
                     f"{f.full_share:.1%} of validation tickets take the full path; decisions equal the full model's "
                     f"on {f.agreement:.1%}; macro-AUPRC {f.auprc_cascade:.4f} vs {f.auprc_full:.4f}")
 

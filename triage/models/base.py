@@ -124,3 +124,19 @@ def most_severe_window(predict: Callable[[Sequence[str]], Prediction], texts: Se
         if rank[k] == best[idx[k]]:
             chosen[idx[k]] = k
     return Prediction(categories=cats, severity=raw.severity[chosen])
+
+
+def predict_in_batches(model: Classifier, texts: Sequence[str], batch: int = 256,
+                       progress: Callable[[int, int], None] | None = None) -> Prediction:
+    """One prediction for many texts, in calls of `batch` (bounded memory; paths kept when the model gives them);
+    `progress(done, total)` after each call."""
+    parts = []
+    for i in range(0, len(texts), batch):
+        parts.append(model.predict(texts[i:i + batch]))
+        if progress is not None:
+            progress(min(i + batch, len(texts)), len(texts))
+    if not parts:
+        return Prediction(np.zeros((0, len(model.card.categories))), np.zeros((0, len(model.card.severity_levels))))
+    paths = [p.paths for p in parts]
+    return Prediction(np.concatenate([p.categories for p in parts]), np.concatenate([p.severity for p in parts]),
+                      paths=np.concatenate(paths) if all(p is not None for p in paths) else None)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,19 @@ def cumulative_logits(models: Sequence[Any | None], x: Any) -> np.ndarray:
     """Logits (n, L-1) of P(severity > k), one binary model per cut-point (Frank & Hall ordinal scheme)."""
     cols = [m.decision_function(x) if m is not None else np.full(x.shape[0], NEVER) for m in models]
     return np.column_stack(cols) if cols else np.zeros((x.shape[0], 0))
+
+
+@dataclass(frozen=True)
+class LinearHead:
+    """A fitted linear head outside scikit-learn (e.g. regressed on a teacher's logits): `coef_` (1, F) and
+    `intercept_` (1,), scored like a logistic regression's decision function."""
+
+    coef_: np.ndarray
+    intercept_: np.ndarray
+
+    def decision_function(self, x: Any) -> np.ndarray:
+        """Logits (n,) for features (n, F)."""
+        return np.asarray(x @ self.coef_.ravel() + float(self.intercept_[0]), dtype=np.float64).ravel()
 
 
 class BaselineClassifier:
