@@ -17,8 +17,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.special import logit
-from sklearn.linear_model import Ridge
+import scipy.sparse as sp
+from joblib import Parallel, delayed
+from scipy.special import expit, logit
+from sklearn.linear_model import LogisticRegression, Ridge
 
 from training.baseline import BaselineParams, fit_card_points, tfidf_features
 from triage.calibration import SigmoidCalibration
@@ -29,12 +31,16 @@ from triage.taxonomy import Policy
 from triage.text import normalize_all
 
 log = logging.getLogger(__name__)
+LOSSES = ("ridge", "logistic")
 
 
 @dataclass
 class DistillParams:
     """Every knob of the distillation; logged whole to MLflow."""
 
+    # "ridge": least squares on the teacher's logits; "logistic": cross-entropy on its probabilities (each text
+    # once as a positive weighted p and once as a negative weighted 1 - p), the features' C per head.
+    loss: str = "ridge"
     # Ridge penalty on the heads' weights (the features are L2-normalised TF-IDF rows).
     alpha: float = 1.0
     # Teacher probabilities are clipped to [clip, 1 - clip] before the logit: beyond that the decision never turns.
@@ -50,6 +56,8 @@ class DistillParams:
             raise ValueError(f"alpha must be positive, got {self.alpha}")
         if not 0 < self.clip < 0.5:
             raise ValueError(f"clip must be in (0, 0.5), got {self.clip}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.max_texts < 0 or self.batch_size < 1:
             raise ValueError("max_texts must be >= 0 and batch_size >= 1")
 
@@ -66,11 +74,35 @@ def teacher_targets(prediction: Prediction, clip: float) -> np.ndarray:
     return np.asarray(logit(np.clip(probs, clip, 1.0 - clip)), dtype=np.float64)
 
 
-def fit_student(texts: Sequence[str], targets: np.ndarray, params: DistillParams) -> tuple[Any, list[LinearHead]]:
-    """TF-IDF features fitted on `texts` and one ridge head per target column."""
+def _soft_logistic_heads(x: Any, probs: np.ndarray, n_categories: int, params: DistillParams) -> list[LinearHead]:
+    """One logistic head per column of `probs`, fitted on soft labels (the categories with C, the cuts with
+    severity_C)."""
+    n = x.shape[0]
+    # In the dtype and index order liblinear wants, so no thread converts the shared matrix in place.
+    stacked = sp.vstack([x, x], format="csr", dtype=np.float64)
+    stacked.sort_indices()
+    y = np.r_[np.ones(n, dtype=int), np.zeros(n, dtype=int)]
+    fp = params.features
+
+    def one(j: int) -> LinearHead:
+        c = fp.C if j < n_categories else fp.severity_C
+        model = LogisticRegression(C=c, solver="liblinear", tol=fp.tol, random_state=params.seed)
+        model.fit(stacked, y, sample_weight=np.r_[probs[:, j], 1.0 - probs[:, j]])
+        return LinearHead(model.coef_.astype(np.float64), model.intercept_.astype(np.float64))
+
+    # liblinear releases the GIL: threads share the matrix.
+    return list(Parallel(n_jobs=fp.n_jobs, prefer="threads")(delayed(one)(j) for j in range(probs.shape[1])))
+
+
+def fit_student(texts: Sequence[str], targets: np.ndarray, params: DistillParams,
+                n_categories: int = 0) -> tuple[Any, list[LinearHead]]:
+    """TF-IDF features fitted on `texts` and one head per target column (ridge on logits, or soft logistic: the
+    first `n_categories` columns are categories, the rest severity cuts)."""
     features = tfidf_features(params.features)
     prepare = normalize_all if params.features.normalize else list
     x = features.fit_transform(prepare(list(texts)))
+    if params.loss == "logistic":
+        return features, _soft_logistic_heads(x, expit(targets), n_categories, params)
     ridge = Ridge(alpha=params.alpha, solver="sparse_cg", random_state=params.seed).fit(x, targets)
     coef = np.atleast_2d(ridge.coef_)
     intercept = np.atleast_1d(ridge.intercept_)
@@ -97,8 +129,8 @@ def fit(teacher: Classifier, train: Sequence[Example], validation: list[Example]
     teacher_prediction = teacher_prediction or predict_in_batches(teacher, texts, params.batch_size, progress)
     teacher_seconds = time.perf_counter() - started
     targets = teacher_targets(teacher_prediction, params.clip)
-    features, heads = fit_student(texts, targets, params)
     names = list(teacher.card.categories)
+    features, heads = fit_student(texts, targets, params, len(names))
     levels = list(teacher.card.severity_levels)
     card = ModelCard(kind="baseline", categories=names, severity_levels=levels, policy_name=policy.name,
                      policy_version=policy.version, policy_digest=policy.digest)
@@ -107,7 +139,6 @@ def fit(teacher: Classifier, train: Sequence[Example], validation: list[Example]
     fp = params.features
     text_handling = {"normalize": fp.normalize,
                      "windows": WindowSpec(fp.window_size, fp.window_stride, fp.max_windows).to_dict()}
-    student.card.extra = dict(text_handling)
     student.card.extra = {
         **text_handling,
         "distilled_from": teacher.card.kind,

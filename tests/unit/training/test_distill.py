@@ -82,7 +82,24 @@ def test_the_student_takes_the_fast_path_and_survives_a_save(
     np.testing.assert_allclose(again.categories, fast.categories, atol=1e-9)
 
 
+def test_the_soft_logistic_student_also_follows_its_teacher() -> None:
+    from triage.taxonomy import load_policy
+
+    policy = load_policy()
+    splits = split_examples(load_examples(policy))
+    teacher = KeywordTeacher()
+    params = DistillParams(loss="logistic", features=BaselineParams(min_df=1, n_jobs=2))
+    student = fit(teacher, splits["train"], splits["validation"], policy, params)
+    texts = [ex.text for ex in splits["test"]]
+    want, got = teacher.predict(texts), student.predict(texts)
+    for j in range(2):
+        assert roc_auc_score(want.categories[:, j] > 0.5, got.categories[:, j]) > 0.9
+    # Soft targets keep probabilities apart: texts the teacher scores 0.9 come out far above those it scores 0.05.
+    fraud = want.categories[:, 0] > 0.5
+    assert got.categories[fraud, 0].mean() > 3 * got.categories[~fraud, 0].mean()
+
+
 def test_bad_parameters_are_refused() -> None:
-    for bad in ({"alpha": 0.0}, {"clip": 0.5}, {"max_texts": -1}):
+    for bad in ({"alpha": 0.0}, {"clip": 0.5}, {"max_texts": -1}, {"loss": "hinge"}):
         with pytest.raises(ValueError):
             DistillParams(**bad)  # type: ignore[arg-type]
