@@ -400,6 +400,8 @@ def cascade(
                                           "full one (its scores on the training split) into the n-gram form")] = False,
     distill_texts: Annotated[int, typer.Option(min=0, help="with --distill: at most this many training texts "
                                                "scored by the full model (0 = all)")] = 0,
+    distill_loss: Annotated[str, typer.Option(help="with --distill: 'ridge' (least squares on the full model's "
+                                              "logits) or 'logistic' (cross-entropy on its probabilities)")] = "ridge",
     alias: Annotated[str | None, typer.Option(help="point this alias (e.g. challenger) at the cascade")] = None,
     min_agreement: Annotated[float, typer.Option(min=0.5, max=1.0)] = 0.98,
     max_auprc_drop: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.005,
@@ -414,11 +416,15 @@ def cascade(
 
     if (fast is None) == (not distill):
         raise typer.BadParameter("give --fast VERSION or --distill (exactly one)", param_hint="--fast / --distill")
+    try:
+        params = DistillParams(max_texts=distill_texts, loss=distill_loss) if distill else None
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--distill-loss") from err
     settings = get_settings()
     _setup(settings)
     try:
         result = build(settings, fast, full, alias, min_agreement, max_auprc_drop, spare,
-                       DistillParams(max_texts=distill_texts) if distill else None)
+                       params)
     except TriageError as err:
         raise _fail(err) from err
     f = result.fit
