@@ -141,7 +141,8 @@ def create_app(settings: Settings | None = None, source: ModelSource | None = No
     openapi.install(app, settings)
     overload.install(app)
     app.state.admission = overload.Admission(settings.overload.max_pending_tickets, settings.overload.retry_after_s,
-                                             settings.overload.queue_budget_ms)
+                                             settings.overload.queue_budget_ms,
+                                             settings.overload.budget_floor_tickets)
     app.add_middleware(errors.BodySizeLimit, max_bytes=settings.serving.max_body_bytes)
     app.add_middleware(overload.ShedWhenFull, admission=app.state.admission)  # sheds before reading the body
     app.state.metrics = Metrics(app.state)

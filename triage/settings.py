@@ -157,6 +157,9 @@ class OverloadSettings(BaseModel):
                                    description="refuse (429) a request expected to wait longer than this behind the "
                                    "tickets already admitted (measured cost per queued ticket); 0 = the ticket "
                                    "limit alone")
+    budget_floor_tickets: int = Field(default=16, ge=1, le=100_000,
+                                      description="below this many pending tickets the queue budget never refuses "
+                                      "(a few concurrent clients, or a host stall, are not an overload)")
 
 
 class Settings(BaseSettings):

@@ -178,3 +178,16 @@ def test_the_deadline_header_is_documented_with_its_bounds(settings: Settings) -
     assert header["in"] == "header" and header["required"] is False
     assert (header["schema"]["minimum"], header["schema"]["maximum"]) == (1, 600_000)
     assert ok.status_code == 200  # the largest documented value is accepted
+
+
+def test_budget_floor_from_settings(settings: Settings, slow: SlowClassifier) -> None:
+    with _client(settings, slow, queue_budget_ms=100, budget_floor_tickets=1) as client, \
+            ThreadPoolExecutor(2) as pool:
+        assert client.post("/v1/score", json=one("learn")).status_code == 200  # measures ~0.4 s per ticket
+        first = pool.submit(client.post, "/v1/score", json=one("first"))
+        time.sleep(0.15)
+        r = client.post("/v1/score", json=one("second"))  # one ticket ahead, ~400 ms over a 100 ms budget
+        assert r.status_code == 429
+        assert "over the queue budget of 100 ms" in r.json()["message"]
+        assert first.result().status_code == 200
+    assert slow.seen == ["learn", "first"]
